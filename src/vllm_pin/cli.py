@@ -1,0 +1,70 @@
+"""The `vllm-pin` command: a thin dispatcher over one module per job.
+
+Each command module defines ``configure(parser)`` (adds its arguments) and ``run(args) -> int``
+(returns the exit code). Modules are imported lazily so `vllm-pin --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vllm_pin import __version__
+from vllm_pin.errors import VllmPinError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "refresh": ("vllm_pin.refresh", "re-read every vLLM release's pins from the package index"),
+    "matrix": ("vllm_pin.matrix_cli", "print the compatibility matrix as a table (or --json)"),
+    "show": ("vllm_pin.show", "show one release with the provenance of every field"),
+    "pin": ("vllm_pin.pin", "write requirements-vllm.txt, pyproject extras and hashed locks"),
+    "verify": ("vllm_pin.verify", "check an environment (or a requirements file) for breakage"),
+    "timeline": ("vllm_pin.timeline", "first and last release that has an env var/backend/mode"),
+    "doctor": ("vllm_pin.doctor", "map a log or traceback to the fix valid for your versions"),
+    "smoke": ("vllm_pin.smoke", "smoke-test the current environment: imports, tiny generate"),
+    "ci-matrix": ("vllm_pin.ci_matrix", "print a GitHub Actions matrix of provision sessions"),
+    "gpu-sweep": ("vllm_pin.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
+}
+
+
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser; only the named commands get their full sub-parser."""
+    parser = argparse.ArgumentParser(
+        prog="vllm-pin",
+        description="Pin, provision and verify vLLM environments from exact per-release data.",
+    )
+    parser.add_argument("--version", action="version", version=f"vllm-pin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if commands is None or name in commands:
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser([first] if first in COMMANDS else [])
+    args = parser.parse_args(args_list)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        code: int = module.run(args)
+    except VllmPinError as exc:
+        print(f"vllm-pin {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vllm-pin {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def run_tool(command: str) -> None:
+    """Run one command as a script (`tools/*.py`): `tools/pin.py ...` == `vllm-pin pin ...`."""
+    sys.exit(main([command, *sys.argv[1:]]))

@@ -1,0 +1,23 @@
+"""Precise error types. Each message is one line that says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class VllmPinError(ValueError):
+    """Base class: the CLI prints the message on one line and exits 2."""
+
+
+class MatrixError(VllmPinError):
+    """The committed matrix files are missing, malformed or inconsistent."""
+
+
+class UnknownReleaseError(VllmPinError):
+    """A requested vLLM version is not in the matrix."""
+
+
+class PackageIndexError(VllmPinError):
+    """The package index could not be read (network down, HTTP error, bad response)."""
+
+
+class PyprojectError(VllmPinError):
+    """A pyproject.toml could not be parsed or edited."""

