@@ -110,6 +110,10 @@ def test_curated_facts_carry_their_reason(matrix: Matrix) -> None:
     cuda = matrix.torch_cuda("2.7.1")
     assert cuda is not None and cuda.value == "12.6"
     assert matrix.min_driver("99.0") is None
+    derived = matrix.cpu_torch(Version("0.31.0"))
+    assert derived is not None and derived.value == "2.13.0+cpu"
+    assert 'platform_machine == "x86_64"' in derived.source
+    assert matrix.cpu_torch(Version("0.31.0"), "aarch64") is None
     audio = matrix.package("torchaudio", "2.7.1")
     assert audio is not None and audio.torch_requires == SpecifierSet("==2.7.1")
 

