@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([release_row(r, args.machine) for r in releases], indent=2))
         return 0
     header = ("version", "python", *COLUMNS, "glibc", "machines", "note")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for r in releases:
         plat = r.platforms.get(args.machine)
         pins = [_pin_text(plat.pin(name) if plat else None) for name in COLUMNS]

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Time a full refresh cold (empty cache) and warm, and count the bytes it fetched.
+
+Targets (issue 2, on the 2-core machines): cold <= 20 s, warm with nothing new <= 2 s, bytes
+fetched <= 1% of the size of the wheels whose metadata was read. Nothing is written to the
+matrix: the new texts are only built. `--no-timeline` leaves out timeline.toml (the range
+reads of vllm/envs.py etc.), to time the releases.toml part alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from vllm_pin import refresh
+from vllm_pin.pypi import DEFAULT_INDEX_URL, PyPIClient
+
+TARGET_COLD_S = 20.0
+TARGET_WARM_S = 2.0
+TARGET_BYTES_RATIO = 0.01
+
+
+@dataclass
+class Run:
+    seconds: float
+    bytes_fetched: int
+    requests: int
+    wheel_bytes: int
+    files: int
+
+
+def full_refresh(client: PyPIClient, with_timeline: bool, matrix_dir: Path) -> Run:
+    """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
+    start = time.perf_counter()
+    result = refresh.collect(client)
+    refresh.dumps(result.document)
+    wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
+    if with_timeline:
+        from vllm_pin import timeline
+
+        wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
+        timeline.merged_text(client, wheels, matrix_dir / "no-such-timeline.toml")
+        wheel_bytes.update({f.sha256: f.size for f in wheels.values()})
+    return Run(
+        time.perf_counter() - start,
+        client.bytes_fetched,
+        client.requests_made,
+        sum(wheel_bytes.values()),
+        len(wheel_bytes),
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--index-url", default=os.environ.get("VLLM_PIN_INDEX_URL") or DEFAULT_INDEX_URL
+    )
+    parser.add_argument("--no-timeline", action="store_true", help="time releases.toml only")
+    parser.add_argument("--warm-runs", type=int, default=3, help="report the best of N warm runs")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
+        cache = Path(tmp) / "cache"
+        make: Callable[[], PyPIClient] = lambda: PyPIClient(args.index_url, cache_dir=cache)  # noqa: E731
+        cold = full_refresh(make(), not args.no_timeline, Path(tmp))
+        warm = min(
+            (full_refresh(make(), not args.no_timeline, Path(tmp)) for _ in range(args.warm_runs)),
+            key=lambda r: r.seconds,
+        )
+    ratio = cold.bytes_fetched / cold.wheel_bytes
+    scope = "releases.toml" if args.no_timeline else "releases.toml + timeline.toml"
+    print(f"full refresh ({scope}) from {args.index_url}, {os.cpu_count()} CPUs")
+    print(
+        f"cold: {cold.seconds:6.2f} s  {cold.requests} requests  (target <= {TARGET_COLD_S:.0f} s: "
+        f"{verdict(cold.seconds <= TARGET_COLD_S)}; ratio {cold.seconds / TARGET_COLD_S:.2f})"
+    )
+    print(
+        f"warm: {warm.seconds:6.2f} s  {warm.requests} requests  (target <= {TARGET_WARM_S:.0f} s: "
+        f"{verdict(warm.seconds <= TARGET_WARM_S)}; ratio {warm.seconds / TARGET_WARM_S:.2f})"
+    )
+    mib = f"{cold.bytes_fetched / 2**20:.1f} MiB"
+    size = f"{cold.wheel_bytes / 2**30:.1f} GiB in the {cold.files} wheels read"
+    target = f"target <= {TARGET_BYTES_RATIO:.0%}: {verdict(ratio <= TARGET_BYTES_RATIO)}"
+    print(f"bytes fetched cold: {mib} of {size} = {ratio:.4%} ({target})")
+    print(f"bytes fetched warm: {warm.bytes_fetched / 2**20:.2f} MiB (index pages only)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

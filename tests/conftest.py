@@ -1,0 +1,141 @@
+"""Shared fixtures. `fake_index`: a real local HTTP server standing in for a package index."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+INDEX_FIXTURES = Path(__file__).parent / "fixtures" / "index"
+
+
+@dataclass
+class Sparse:
+    """A large file of which only the tail is stored; the bytes before it read as zeros."""
+
+    size: int
+    tail: bytes
+
+    def read(self, start: int, end: int) -> bytes:
+        cut = self.size - len(self.tail)
+        head = b"\0" * max(0, min(end, cut) - start)
+        return head + self.tail[max(start, cut) - cut : max(end, cut) - cut]
+
+
+@dataclass
+class Route:
+    body: bytes | Sparse
+    content_type: str = "application/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    ranges: bool = True  # False: ignore Range headers, like some proxies
+
+
+@dataclass
+class FakeIndex:
+    """Routes by path; `faults[path]` holds one-shot actions: an HTTP status or a delay (s)."""
+
+    url: str = ""
+    routes: dict[str, Route] = field(default_factory=dict)
+    faults: dict[str, list[int | float]] = field(default_factory=lambda: defaultdict(list))
+    log: list[tuple[str, str]] = field(default_factory=list)
+
+    def requests_to(self, path: str) -> list[str]:
+        """Range headers ("" for none) of the requests made to `path`."""
+        return [rng for p, rng in self.log if p == path]
+
+    def load_recorded(self, root: Path = INDEX_FIXTURES) -> FakeIndex:
+        """Serve tests/fixtures/index: simple/*.json pages, files/*.metadata, files/*.tail."""
+        sizes: dict[str, int] = {}
+        for page in sorted((root / "simple").glob("*.json")):
+            data = json.loads(page.read_bytes())
+            sizes.update({f["filename"]: f["size"] for f in data["files"]})
+            self.routes[f"/simple/{page.stem}/"] = Route(
+                page.read_bytes(), "application/vnd.pypi.simple.v1+json"
+            )
+        for path in sorted((root / "files").iterdir()):
+            if path.suffix == ".metadata":
+                self.routes[f"/files/{path.name}"] = Route(path.read_bytes())
+            elif path.suffix == ".tail":
+                self.routes[f"/files/{path.stem}"] = Route(
+                    Sparse(sizes[path.stem], path.read_bytes())
+                )
+        return self
+
+
+def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            index.log.append((self.path, self.headers.get("Range", "")))
+            faults = index.faults.get(self.path)
+            action = faults.pop(0) if faults else None
+            if isinstance(action, float):
+                time.sleep(action)
+            elif action is not None:
+                self.send_error(action)
+                return
+            route = index.routes.get(self.path)
+            if route is None:
+                self.send_error(404)
+                return
+            etag = route.headers.get("ETag")
+            if etag and self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.end_headers()
+                return
+            size = route.body.size if isinstance(route.body, Sparse) else len(route.body)
+            status, start, end = 200, 0, size
+            m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+            if m and route.ranges:
+                status = 206
+                if m[1]:
+                    start, end = int(m[1]), min(size, int(m[2]) + 1 if m[2] else size)
+                else:
+                    start = max(0, size - int(m[2]))
+            if isinstance(route.body, Sparse):
+                body = route.body.read(start, end)
+            else:
+                body = route.body[start:end]
+            self.send_response(status)
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+            for key, value in route.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that timed out and hung up is part of the test, not an error
+
+
+@pytest.fixture
+def fake_index() -> Iterator[FakeIndex]:
+    """An empty fake index on 127.0.0.1; call `.load_recorded()` for the recorded pages."""
+    index = FakeIndex()
+    server = _Server(("127.0.0.1", 0), _handler(index))
+    index.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()

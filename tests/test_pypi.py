@@ -1,0 +1,217 @@
+"""PyPIClient against a local fake index serving recorded responses (and injected faults)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import FakeIndex, Route, Sparse
+from vllm_pin.errors import PackageIndexError
+from vllm_pin.pypi import IndexFile, PyPIClient, default_cache_dir
+
+PEP658_WHEEL = "vllm-0.10.1.1-cp38-abi3-manylinux1_x86_64.whl"
+RANGE_WHEEL = "vllm-0.1.4-cp311-cp311-manylinux1_x86_64.whl"
+
+
+@pytest.fixture
+def index(fake_index: FakeIndex) -> FakeIndex:
+    return fake_index.load_recorded()
+
+
+def client_for(index: FakeIndex, tmp_path: Path, **kw: float) -> PyPIClient:
+    options: dict[str, float] = {"timeout": 5.0, "backoff": 0.01, **kw}
+    return PyPIClient(
+        index_url=f"{index.url}/simple/",
+        cache_dir=tmp_path / "cache",
+        timeout=options["timeout"],
+        retries=int(options.get("retries", 4)),
+        backoff=options["backoff"],
+    )
+
+
+def file_named(client: PyPIClient, project: str, filename: str) -> IndexFile:
+    return next(f for f in client.project(project) if f.filename == filename)
+
+
+def test_project_reads_pep691_json_and_resolves_relative_urls(
+    index: FakeIndex, tmp_path: Path
+) -> None:
+    files = {f.filename: f for f in client_for(index, tmp_path).project("vLLM")}
+    assert "vllm-0.1.3.tar.gz" in files
+    f = files[PEP658_WHEEL]
+    assert f.url == f"{index.url}/files/{PEP658_WHEEL}"
+    assert f.sha256 == "8ca0dd985e1ceac8540e7719c654f1553b3ba8a43c685ac8d3fa1366ffb6443a"
+    assert f.size == 414400912
+    assert f.requires_python == "<3.13,>=3.9"
+    assert f.upload_time.startswith("2025-08-20T23:17:09")
+    assert (f.yanked, f.yanked_reason, f.core_metadata) == (False, "", None)
+
+
+def test_yanked_and_core_metadata_fields(fake_index: FakeIndex, tmp_path: Path) -> None:
+    page = {
+        "meta": {"api-version": "1.1"},
+        "name": "demo",
+        "files": [
+            {
+                "filename": "demo-1.0-py3-none-any.whl",
+                "url": "https://example.invalid/demo-1.0-py3-none-any.whl",
+                "hashes": {"sha256": "ab"},
+                "yanked": "broken build",
+                "core-metadata": {"sha256": "cd"},
+            }
+        ],
+    }
+    fake_index.routes["/simple/demo/"] = Route(
+        json.dumps(page).encode(), "application/vnd.pypi.simple.v1+json"
+    )
+    (f,) = client_for(fake_index, tmp_path).project("demo")
+    assert (f.yanked, f.yanked_reason) == (True, "broken build")
+    assert (f.core_metadata, f.metadata_sha256) == (True, "cd")
+    assert f.url == "https://example.invalid/demo-1.0-py3-none-any.whl"
+
+
+def test_pep658_metadata(index: FakeIndex, tmp_path: Path) -> None:
+    client = client_for(index, tmp_path)
+    data, source = client.core_metadata(file_named(client, "vllm", PEP658_WHEEL))
+    assert source == "pep658"
+    assert b"Requires-Dist: torch==2.7.1" in data
+    assert index.requests_to(f"/files/{PEP658_WHEEL}") == []  # the wheel itself: never touched
+
+
+def test_404_on_metadata_falls_back_to_range_reads(index: FakeIndex, tmp_path: Path) -> None:
+    client = client_for(index, tmp_path)
+    f = file_named(client, "vllm", RANGE_WHEEL)
+    data, source = client.core_metadata(f)
+    assert source == "range"
+    assert b"Requires-Dist: torch >=2.0.0" in data
+    assert index.requests_to(f"/files/{RANGE_WHEEL}.metadata") == [""]
+    ranges = index.requests_to(f"/files/{RANGE_WHEEL}")
+    assert ranges and all(r.startswith("bytes=") for r in ranges)
+    assert client.bytes_fetched < 0.01 * f.size
+
+
+def test_metadata_hash_from_the_index_is_verified(index: FakeIndex, tmp_path: Path) -> None:
+    client = client_for(index, tmp_path)
+    f = file_named(client, "vllm", PEP658_WHEEL)
+    bad = IndexFile(**{**f.__dict__, "metadata_sha256": "0" * 64, "core_metadata": True})
+    with pytest.raises(PackageIndexError, match="does not match the sha256"):
+        client.core_metadata(bad)
+
+
+def test_500_is_retried(index: FakeIndex, tmp_path: Path) -> None:
+    index.faults[f"/files/{PEP658_WHEEL}.metadata"] = [500, 503]
+    client = client_for(index, tmp_path)
+    _, source = client.core_metadata(file_named(client, "vllm", PEP658_WHEEL))
+    assert source == "pep658"
+    assert len(index.requests_to(f"/files/{PEP658_WHEEL}.metadata")) == 3
+
+
+def test_persistent_5xx_gives_one_line_error(index: FakeIndex, tmp_path: Path) -> None:
+    index.faults["/simple/vllm/"] = [502] * 3
+    client = client_for(index, tmp_path, retries=2)
+    with pytest.raises(PackageIndexError) as info:
+        client.project("vllm")
+    message = str(info.value)
+    assert message == (
+        f"cannot reach {index.url}/simple/vllm/: HTTP 502 (after 3 attempts); "
+        "check the network or pass --index-url"
+    )
+
+
+def test_timeout_is_retried_then_reported(index: FakeIndex, tmp_path: Path) -> None:
+    index.faults["/simple/vllm/"] = [1.0]
+    client = client_for(index, tmp_path, timeout=0.2)
+    assert client.project("vllm")  # the second attempt is answered in time
+    index.faults["/simple/vllm/"] = [1.0, 1.0]
+    client = client_for(index, tmp_path, timeout=0.2, retries=1)
+    with pytest.raises(PackageIndexError, match=r"cannot reach .*Timeout.*--index-url"):
+        client.project("vllm")
+
+
+def test_unreachable_index(tmp_path: Path) -> None:
+    client = PyPIClient("http://127.0.0.1:9/simple/", tmp_path, timeout=1, retries=1, backoff=0)
+    with pytest.raises(PackageIndexError, match=r"^cannot reach http://127.0.0.1:9/simple/torch/"):
+        client.project("torch")
+
+
+@pytest.mark.parametrize("url", ["pypi.org/simple/", "ftp://example.invalid/simple/"])
+def test_malformed_index_url_fails_at_once(url: str, tmp_path: Path) -> None:
+    with pytest.raises(PackageIndexError, match=r"^bad URL .*pass an --index-url like"):
+        PyPIClient(url, tmp_path, backoff=10).project("vllm")
+
+
+def test_unknown_project_and_non_json_index(fake_index: FakeIndex, tmp_path: Path) -> None:
+    fake_index.routes["/simple/html/"] = Route(b"<html></html>", "text/html")
+    client = client_for(fake_index, tmp_path)
+    with pytest.raises(PackageIndexError, match="no project 'nope'"):
+        client.project("nope")
+    with pytest.raises(PackageIndexError, match="not PEP 691 JSON"):
+        client.project("html")
+
+
+def test_truncated_wheel_on_the_server(index: FakeIndex, tmp_path: Path) -> None:
+    """The index lists a size the server cannot deliver: the zip tail comes back short."""
+    route = index.routes[f"/files/{RANGE_WHEEL}"]
+    assert isinstance(route.body, Sparse)
+    index.routes[f"/files/{RANGE_WHEEL}"] = Route(
+        Sparse(route.body.size - 5000, route.body.tail[:-5000])
+    )
+    client = client_for(index, tmp_path)
+    with pytest.raises(PackageIndexError, match="truncated zip"):
+        client.core_metadata(file_named(client, "vllm", RANGE_WHEEL))
+
+
+def test_server_ignoring_ranges_is_refused_without_reading_the_wheel(
+    index: FakeIndex, tmp_path: Path
+) -> None:
+    route = index.routes[f"/files/{RANGE_WHEEL}"]
+    route.ranges = False
+    client = client_for(index, tmp_path)
+    with pytest.raises(PackageIndexError, match="ignores HTTP range requests"):
+        client.core_metadata(file_named(client, "vllm", RANGE_WHEEL))
+    assert client.bytes_fetched < 1_000_000  # not the 18 MiB the server started to send
+
+
+def test_released_files_are_cached_by_sha256(index: FakeIndex, tmp_path: Path) -> None:
+    client = client_for(index, tmp_path)
+    for name in (PEP658_WHEEL, RANGE_WHEEL):
+        client.core_metadata(file_named(client, "vllm", name))
+    members = client.read_members(
+        file_named(client, "vllm", RANGE_WHEEL), lambda n: n.endswith("RECORD")
+    )
+    assert list(members) == ["vllm-0.1.4.dist-info/RECORD"]
+    before = len(index.log)
+    again = client_for(index, tmp_path)  # a new process, the same cache directory
+    wheels = {f.filename: f for f in again.project("vllm")}
+    assert again.core_metadata(wheels[RANGE_WHEEL])[1] == "range"
+    assert again.core_metadata(wheels[PEP658_WHEEL])[1] == "pep658"
+    assert again.read_members(wheels[RANGE_WHEEL], lambda n: n.endswith("RECORD")) == members
+    assert [p for p, _ in index.log[before:]] == ["/simple/vllm/"]
+
+
+def test_index_pages_use_conditional_get(index: FakeIndex, tmp_path: Path) -> None:
+    route = index.routes["/simple/vllm/"]
+    route.headers["ETag"] = '"v1"'
+    first = client_for(index, tmp_path).project("vllm")
+    route.body = b"{}"  # a 304 must be answered from the cache, never from this body
+    assert client_for(index, tmp_path).project("vllm") == first
+
+
+def test_map_keeps_order_and_propagates_errors(tmp_path: Path) -> None:
+    client = PyPIClient(cache_dir=tmp_path, max_workers=4)
+    assert client.map(lambda x: x * x, range(20)) == [x * x for x in range(20)]
+
+    def boom(x: int) -> int:
+        raise PackageIndexError(f"bad {x}")
+
+    with pytest.raises(PackageIndexError, match="bad"):
+        client.map(boom, [1, 2])
+
+
+def test_default_cache_dir_respects_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "vllm-pin"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "vllm-pin"

