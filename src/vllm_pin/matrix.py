@@ -27,7 +27,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from vllm_pin.knowledge import KnownIssue
+    from vllm_pin.knowledge import Knowledge
     from vllm_pin.timeline import TimelineEntry
 
 T = TypeVar("T")
@@ -444,10 +444,11 @@ class Matrix:
 
     # -- knowledge (owned by doctor/timeline modules) -------------------------------------
     @cached_property
-    def known_issues(self) -> list[KnownIssue]:
-        from vllm_pin.knowledge import parse_known_issues
+    def knowledge(self) -> Knowledge:
+        """Known issues, config facts and knob replacements (validated on first use)."""
+        from vllm_pin.knowledge import parse_knowledge
 
-        return parse_known_issues(self.curated.get("known-issues", []))
+        return parse_knowledge(self.curated)
 
     @cached_property
     def timelines(self) -> dict[Version, TimelineEntry]:

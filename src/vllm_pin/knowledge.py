@@ -1,0 +1,342 @@
+"""Known issues and version-bound configuration facts, parsed from matrix/curated.toml.
+
+Advice about vLLM goes stale with every release (`VLLM_USE_V1=0` after V0 was removed, the
+XFORMERS backend after it was dropped, a `VLLM_CUDAGRAPH_MODE` that never existed). So every
+fix here is bound to a vllm SpecifierSet, and `knob_problems` checks the knobs a text names
+against the per-release timeline that refresh reads out of the wheels.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from vllm_pin.errors import MatrixError
+from vllm_pin.timeline import KINDS, KNOBS, TimelineEntry
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    pass
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The fix that holds for one range of vllm releases.
+
+    `fix` is advice and is linted: every knob it names must exist in every release of the
+    range. `why` is context (what changed, what the seed got wrong) and may name removed knobs.
+    """
+
+    vllm: SpecifierSet
+    fix: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    """A log signature, the releases it affects, its cause and the fix per release range."""
+
+    id: str
+    signature: re.Pattern[str]
+    vllm: SpecifierSet
+    torch: SpecifierSet | None
+    cause: str
+    source: str
+    reason: str
+    fixes: tuple[Fix, ...]
+    facts: tuple[str, ...] = ()
+
+    def matches(self, log: str) -> bool:
+        """Whether the signature occurs anywhere in the log."""
+        return self.signature.search(log) is not None
+
+    def affects(self, vllm: Version, torch: Version | None = None) -> bool:
+        """Whether these versions are in the affected range (torch only checked when known)."""
+        if not self.vllm.contains(vllm, prereleases=True):
+            return False
+        if self.torch is None or torch is None:
+            return True
+        return self.torch.contains(torch, prereleases=True)
+
+    def fix_for(self, vllm: Version) -> Fix | None:
+        """The first fix whose range holds this release."""
+        return next((f for f in self.fixes if f.vllm.contains(vllm, prereleases=True)), None)
+
+
+@dataclass(frozen=True)
+class ConfigFact:
+    """A fact about configuration in a range of releases that the timeline cannot express.
+
+    `env_vars`: variables that work in these releases although envs.py's registry lacks them.
+    `unsupported`: `NAME=VALUE` settings that exist in the registry but no longer work.
+    `backends` / `architectures`: the set the fact is about (informational).
+    """
+
+    id: str
+    vllm: SpecifierSet
+    fact: str
+    source: str
+    reason: str
+    env_vars: frozenset[str] = frozenset()
+    unsupported: frozenset[str] = frozenset()
+    backends: tuple[str, ...] = ()
+    architectures: tuple[str, ...] = ()
+
+    def applies(self, vllm: Version) -> bool:
+        return self.vllm.contains(vllm, prereleases=True)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What to use instead of a knob in releases that lack it."""
+
+    knob: str
+    vllm: SpecifierSet
+    instead: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Everything below the knowledge marker of curated.toml, typed."""
+
+    issues: tuple[KnownIssue, ...]
+    facts: tuple[ConfigFact, ...]
+    replacements: tuple[Replacement, ...]
+
+    def fact(self, fact_id: str) -> ConfigFact | None:
+        return next((f for f in self.facts if f.id == fact_id), None)
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+class _Entry:
+    """Typed access to one table, with errors that name the entry."""
+
+    def __init__(self, table: str, index: int, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            raise MatrixError(f"curated.toml [[{table}]] #{index + 1}: expected a table")
+        self.raw: dict[str, Any] = raw
+        ident = raw.get("id") or raw.get("knob") or f"#{index + 1}"
+        self.where = f"curated.toml [[{table}]] {ident}"
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.raw.get(key, default)
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            raise MatrixError(f"{self.where}: `{key}` must be a non-empty string")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise MatrixError(f"{self.where}: `{key}` must be a list of strings")
+        return tuple(value)
+
+    def spec(self, key: str, required: bool = True) -> SpecifierSet | None:
+        if key not in self.raw and not required:
+            return None
+        text = self.text(key, "")
+        try:
+            return SpecifierSet(text)
+        except InvalidSpecifier:
+            raise MatrixError(
+                f"{self.where}: `{key}` = {text!r} is not a version specifier "
+                '(write e.g. ">=0.10.1,<0.20")'
+            ) from None
+
+    def regex(self, key: str) -> re.Pattern[str]:
+        text = self.text(key)
+        try:
+            return re.compile(text)
+        except re.error as exc:
+            raise MatrixError(f"{self.where}: `{key}` is not a valid regex ({exc})") from None
+
+
+def _spec(entry: _Entry, key: str) -> SpecifierSet:
+    spec = entry.spec(key)
+    assert spec is not None  # required=True never returns None
+    return spec
+
+
+def parse_known_issues(raw: Sequence[Any]) -> list[KnownIssue]:
+    """Typed `[[known-issues]]`; MatrixError naming the entry on a bad regex/specifier."""
+    issues: list[KnownIssue] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        entry = _Entry("known-issues", index, item)
+        issue_id = entry.text("id")
+        if issue_id in seen:
+            raise MatrixError(f"{entry.where}: duplicate id")
+        seen.add(issue_id)
+        fixes_raw = entry.raw.get("fixes", [])
+        if not isinstance(fixes_raw, list) or not fixes_raw:
+            raise MatrixError(f"{entry.where}: needs at least one [[known-issues.fixes]]")
+        fixes = []
+        for n, fix_raw in enumerate(fixes_raw):
+            fe = _Entry(f"known-issues.fixes of {issue_id}", n, fix_raw)
+            fixes.append(Fix(vllm=_spec(fe, "vllm"), fix=fe.text("fix"), why=fe.text("why", "")))
+        issues.append(
+            KnownIssue(
+                id=issue_id,
+                signature=entry.regex("signature"),
+                vllm=_spec(entry, "vllm"),
+                torch=entry.spec("torch", required=False),
+                cause=entry.text("cause"),
+                source=entry.text("source"),
+                reason=entry.text("reason"),
+                fixes=tuple(fixes),
+                facts=entry.strings("facts"),
+            )
+        )
+    return issues
+
+
+def parse_config_facts(raw: Sequence[Any]) -> list[ConfigFact]:
+    """Typed `[[config-facts]]`."""
+    out = []
+    for index, item in enumerate(raw):
+        e = _Entry("config-facts", index, item)
+        out.append(
+            ConfigFact(
+                id=e.text("id"),
+                vllm=_spec(e, "vllm"),
+                fact=e.text("fact"),
+                source=e.text("source"),
+                reason=e.text("reason"),
+                env_vars=frozenset(e.strings("env-vars")),
+                unsupported=frozenset(e.strings("unsupported")),
+                backends=e.strings("backends"),
+                architectures=e.strings("architectures"),
+            )
+        )
+    return out
+
+
+def parse_replacements(raw: Sequence[Any]) -> list[Replacement]:
+    """Typed `[[knob-replacements]]`."""
+    out = []
+    for index, item in enumerate(raw):
+        e = _Entry("knob-replacements", index, item)
+        out.append(
+            Replacement(
+                knob=e.text("knob"),
+                vllm=_spec(e, "vllm"),
+                instead=e.text("instead"),
+                source=e.text("source"),
+                reason=e.text("reason"),
+            )
+        )
+    return out
+
+
+def parse_knowledge(curated: Mapping[str, Any]) -> Knowledge:
+    """The knowledge sections of a parsed curated.toml, cross-checked (fact ids exist)."""
+    knowledge = Knowledge(
+        issues=tuple(parse_known_issues(curated.get("known-issues", []))),
+        facts=tuple(parse_config_facts(curated.get("config-facts", []))),
+        replacements=tuple(parse_replacements(curated.get("knob-replacements", []))),
+    )
+    ids = {f.id for f in knowledge.facts}
+    for issue in knowledge.issues:
+        for fact_id in issue.facts:
+            if fact_id not in ids:
+                raise MatrixError(
+                    f"curated.toml [[known-issues]] {issue.id}: unknown config fact {fact_id!r}"
+                )
+    return knowledge
+
+
+# -- knob checking ------------------------------------------------------------------------
+
+_ENV_SETTING = re.compile(r"\b(VLLM_[A-Z0-9_]+)(?:=([A-Za-z0-9_.]+))?")
+_UPPER = re.compile(r"\b[A-Z][A-Z0-9_]*[A-Z0-9]\b")
+_KWARG = re.compile(r"\b([a-z][a-z0-9_]*)=(?!=)")
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+_WORD = re.compile(r"\b[a-z][a-z0-9_]*\b")
+
+
+@dataclass(frozen=True)
+class Universe:
+    """Every name any release has, per kind: what counts as a knob in free text."""
+
+    names: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, entries: Iterable[TimelineEntry]) -> Universe:
+        entries = list(entries)
+        return cls({kind: frozenset().union(*(e.names(kind) for e in entries)) for kind in KINDS})
+
+
+def knobs_in(text: str, universe: Universe) -> list[tuple[str, str]]:
+    """(kind, name) of every knob a text names, in order, without duplicates.
+
+    Kinds: the timeline's (env-vars, attention-backends, cudagraph-modes, engine-args), plus
+    "setting" for `VLLM_X=VALUE` and "knob" for compilation_config keys such as cudagraph_mode.
+    """
+    found: list[tuple[str, str]] = []
+
+    def add(kind: str, name: str) -> None:
+        if (kind, name) not in found:
+            found.append((kind, name))
+
+    for m in _ENV_SETTING.finditer(text):
+        if text[: m.start()].endswith("unset "):
+            continue  # advice to remove a variable is valid whether or not the release has it
+        add("env-vars", m.group(1))
+        if m.group(2):
+            add("setting", f"{m.group(1)}={m.group(2)}")
+    for m in _UPPER.finditer(text):
+        word = m.group(0)
+        for kind in ("attention-backends", "cudagraph-modes"):
+            if word in universe.names[kind]:
+                add(kind, word)
+    args = universe.names["engine-args"]
+    for m in _KWARG.finditer(text):
+        if m.group(1) in args:
+            add("engine-args", m.group(1))
+    for m in _FLAG.finditer(text):
+        name = m.group(1).split(".")[0].replace("-", "_")
+        if name in args:
+            add("engine-args", name)
+    for m in _WORD.finditer(text):
+        if m.group(0) in KNOBS:
+            add("knob", m.group(0))
+    return found
+
+
+def knob_problems(
+    text: str,
+    version: Version,
+    entry: TimelineEntry,
+    universe: Universe,
+    facts: Iterable[ConfigFact] = (),
+) -> list[str]:
+    """Knobs a text names that this release lacks (or settings it no longer honours)."""
+    applicable = [f for f in facts if f.applies(version)]
+    extra_env = frozenset().union(*(f.env_vars for f in applicable))
+    unsupported = frozenset().union(*(f.unsupported for f in applicable))
+    problems = []
+    for kind, name in knobs_in(text, universe):
+        if kind == "setting":
+            # a variable the release lacks is already reported; its value adds nothing
+            if name in unsupported and name.split("=")[0] not in problems:
+                problems.append(name)
+        elif kind == "knob":
+            if not entry.names(KNOBS[name]):
+                problems.append(name)
+        elif (
+            entry.known(kind)
+            and name not in entry.names(kind)
+            and not (kind == "env-vars" and name in extra_env)
+        ):
+            problems.append(name)
+    return problems

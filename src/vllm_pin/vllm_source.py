@@ -1,0 +1,224 @@
+"""Static facts read out of vLLM's own source files, with `ast` and never by importing vllm.
+
+The same parsers serve two callers: refresh, which reads the files out of each released wheel
+(so the matrix knows every release's configuration knobs before anything is installed), and
+verify, which reads them from an installed vllm. vLLM moved these registries between files over
+its history; the paths below were found by listing every released wheel (0.1.4 .. 0.33.0).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator, Mapping
+
+ENVS_PY = "vllm/envs.py"
+"""The `environment_variables` registry; first shipped in 0.4.2."""
+
+ENGINE_ARGS_PY = "vllm/engine/arg_utils.py"
+"""The `EngineArgs` dataclass: the keyword arguments `LLM(...)` and `vllm serve` accept."""
+
+BACKEND_PATHS: tuple[str, ...] = (
+    "vllm/v1/attention/backends/registry.py",  # AttentionBackendEnum, 0.14 ..
+    "vllm/attention/backends/registry.py",  # AttentionBackendEnum (+ alias), 0.11.1 .. 0.13
+    "vllm/platforms/interface.py",  # _Backend, 0.6.5 .. 0.11.0
+    "vllm/attention/selector.py",  # _Backend, 0.4.1 .. 0.6.4.post1
+)
+"""Where the attention backend enum lived, newest first; the first file that defines it wins."""
+
+CUDAGRAPH_PATHS: tuple[str, ...] = ("vllm/config/compilation.py", "vllm/config.py")
+"""Where `CUDAGraphMode` can live: the config package (0.10.1 ..) or the old single module."""
+
+MEMBER_PATTERNS: frozenset[str] = frozenset(
+    {ENVS_PY, ENGINE_ARGS_PY, *BACKEND_PATHS, *CUDAGRAPH_PATHS}
+)
+"""Every wheel member the parsers below read (exact paths inside the wheel)."""
+
+_BACKEND_CLASSES = ("AttentionBackendEnum", "_Backend")
+_CHOICE_HELPERS = frozenset({"env_with_choices", "env_list_with_choices", "env_set_with_choices"})
+
+
+def wanted_member(name: str) -> bool:
+    """Predicate for `PyPIClient.read_members`: is this wheel member one the parsers read?"""
+    return name in MEMBER_PATTERNS
+
+
+def _module(source: str) -> ast.Module:
+    return ast.parse(source)
+
+
+def _registry_dicts(tree: ast.Module) -> Iterator[ast.Dict]:
+    """Dict literals that populate `environment_variables`, in every shape vLLM used.
+
+    `environment_variables: dict[...] = {...}` and the plain assignment, `{**other, ...}` where
+    `other` is a module-level dict, `environment_variables.update({...})`.
+    """
+    top_dicts: dict[str, ast.Dict] = {}
+    for node in tree.body:
+        target, value = _assignment(node)
+        if target is not None and isinstance(value, ast.Dict):
+            top_dicts[target] = value
+    registry = top_dicts.get("environment_variables")
+    if registry is not None:
+        yield from _expand(registry, top_dicts)
+    for call in ast.walk(tree):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "update"
+            and _is_name(call.func.value, "environment_variables")
+        ):
+            for arg in call.args:
+                if isinstance(arg, ast.Dict):
+                    yield from _expand(arg, top_dicts)
+
+
+def _expand(d: ast.Dict, top_dicts: Mapping[str, ast.Dict]) -> Iterator[ast.Dict]:
+    yield d
+    for key, value in zip(d.keys, d.values):
+        if key is None and isinstance(value, ast.Name) and value.id in top_dicts:
+            yield from _expand(top_dicts[value.id], top_dicts)
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id, node.value
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name):
+            return target.id, node.value
+    return None, None
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _str(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _subscript_keys(tree: ast.Module) -> Iterator[str]:
+    """Keys added one at a time: `environment_variables["VLLM_X"] = ...`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript) and _is_name(
+                    target.value, "environment_variables"
+                ):
+                    key = _str(target.slice)
+                    if key is not None:
+                        yield key
+
+
+def env_var_names(envs_py: str) -> frozenset[str]:
+    """The variable names a vLLM release knows: the keys of `vllm.envs.environment_variables`.
+
+    Returns an empty set for a file without the registry (releases before 0.4.2 have no
+    envs.py at all; the caller records that the fact is unknown there, not "no variables").
+    """
+    tree = _module(envs_py)
+    names = {key for d in _registry_dicts(tree) for key in map(_str, d.keys) if key is not None}
+    names.update(_subscript_keys(tree))
+    return frozenset(names)
+
+
+def env_var_choices(envs_py: str) -> dict[str, frozenset[str]]:
+    """Values vLLM itself validates, from `env_with_choices(NAME, default, [choices...])`.
+
+    Only literal choice lists are recorded; choices computed at run time are left out, since a
+    lint must never reject a value the release would accept.
+    """
+    tree = _module(envs_py)
+    out: dict[str, frozenset[str]] = {}
+    for d in _registry_dicts(tree):
+        for key_node, value in zip(d.keys, d.values):
+            key = _str(key_node)
+            if key is None or not isinstance(value, ast.Call):
+                continue
+            choices = _literal_choices(value)
+            if choices is not None:
+                out[key] = choices
+    return out
+
+
+def _literal_choices(call: ast.Call) -> frozenset[str] | None:
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    if name not in _CHOICE_HELPERS:
+        return None
+    node: ast.expr | None = call.args[2] if len(call.args) > 2 else None
+    for kw in call.keywords:
+        if kw.arg == "choices":
+            node = kw.value
+    if not isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return None
+    values = [_str(elt) for elt in node.elts]
+    if any(v is None for v in values):
+        return None
+    return frozenset(v for v in values if v is not None)
+
+
+def _enum_members(tree: ast.Module, class_name: str) -> frozenset[str] | None:
+    """Member names of a module-level enum class, or None when the class has no members."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            members = {
+                target.id
+                for stmt in node.body
+                if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+                for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+                if isinstance(target, ast.Name) and not target.id.startswith("_")
+            }
+            if members:
+                return frozenset(members)
+    return None
+
+
+def _first_enum(
+    files: Mapping[str, str], paths: Iterable[str], class_names: Iterable[str]
+) -> tuple[frozenset[str], str]:
+    for path in paths:
+        source = files.get(path)
+        if source is None:
+            continue
+        tree = _module(source)
+        for class_name in class_names:
+            members = _enum_members(tree, class_name)
+            if members is not None:
+                return members, path
+    return frozenset(), ""
+
+
+def find_attention_backends(files: Mapping[str, str]) -> tuple[frozenset[str], str]:
+    """Attention backend names and the file they came from ("" when none defines them)."""
+    return _first_enum(files, BACKEND_PATHS, _BACKEND_CLASSES)
+
+
+def attention_backend_names(files: Mapping[str, str]) -> frozenset[str]:
+    """Names accepted as an attention backend (`VLLM_ATTENTION_BACKEND` / `attention_backend`)."""
+    return find_attention_backends(files)[0]
+
+
+def find_cudagraph_modes(files: Mapping[str, str]) -> tuple[frozenset[str], str]:
+    """`CUDAGraphMode` members and their file; empty before the enum existed (< 0.10.1)."""
+    return _first_enum(files, CUDAGRAPH_PATHS, ("CUDAGraphMode",))
+
+
+def cudagraph_mode_names(files: Mapping[str, str]) -> frozenset[str]:
+    """Values `compilation_config={"cudagraph_mode": ...}` accepts in this release."""
+    return find_cudagraph_modes(files)[0]
+
+
+def engine_arg_names(arg_utils_py: str) -> frozenset[str]:
+    """Fields of the `EngineArgs` dataclass: the keyword arguments of `LLM(...)`."""
+    tree = _module(arg_utils_py)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "EngineArgs":
+            return frozenset(
+                stmt.target.id
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            )
+    return frozenset()

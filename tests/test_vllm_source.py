@@ -1,0 +1,164 @@
+"""Static parsers of vLLM source files: every registry shape vLLM shipped, never importing it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vllm_pin import vllm_source
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vllm_source"
+
+
+def src(name: str) -> str:
+    return (FIXTURES / f"{name}.py.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        (
+            "envs_annotated",
+            {"VLLM_TARGET_DEVICE", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1", "MAX_JOBS"},
+        ),
+        (
+            "envs_plain_update",
+            {"VLLM_HOST_IP", "VLLM_PORT", "VLLM_LOGGING_LEVEL", "VLLM_TRACE_FUNCTION"},
+        ),
+        (
+            "envs_choices",
+            {
+                "VLLM_WORKER_MULTIPROC_METHOD",
+                "VLLM_FLOAT32_MATMUL_PRECISION",
+                "VLLM_DISABLED_KERNELS",
+                "VLLM_ATTENTION_BACKEND",
+                "VLLM_BATCH_INVARIANT",
+            },
+        ),
+    ],
+)
+def test_env_var_names_every_registry_shape(fixture: str, expected: set[str]) -> None:
+    assert vllm_source.env_var_names(src(fixture)) == expected
+
+
+def test_env_var_names_without_registry_is_empty() -> None:
+    # releases before 0.4.2 have no envs.py; a module without the dict yields nothing
+    assert vllm_source.env_var_names("import os\nX = {'VLLM_A': 1}\n") == frozenset()
+
+
+def test_env_var_names_reads_an_installed_file(tmp_path: Path) -> None:
+    """The verify engineer's call: env_var_names(Path(site)/'vllm/envs.py').read_text())."""
+    site = tmp_path / "site-packages"
+    (site / "vllm").mkdir(parents=True)
+    (site / vllm_source.ENVS_PY).write_text(src("envs_annotated"), encoding="utf-8")
+    names = vllm_source.env_var_names((site / "vllm/envs.py").read_text())
+    assert "VLLM_USE_V1" in names
+
+
+def test_env_var_choices_literal_lists_only() -> None:
+    choices = vllm_source.env_var_choices(src("envs_choices"))
+    assert choices == {
+        "VLLM_WORKER_MULTIPROC_METHOD": frozenset({"spawn", "fork"}),
+        "VLLM_FLOAT32_MATMUL_PRECISION": frozenset({"highest", "high", "medium"}),
+        "VLLM_DISABLED_KERNELS": frozenset({"a", "b"}),
+    }
+    assert vllm_source.env_var_choices(src("envs_annotated")) == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "fixture", "expected"),
+    [
+        (
+            "vllm/attention/selector.py",
+            "selector_0_4",
+            {"FLASH_ATTN", "XFORMERS", "ROCM_FLASH", "TORCH_SDPA"},
+        ),
+        (
+            "vllm/platforms/interface.py",
+            "interface_0_10",
+            {"FLASH_ATTN", "FLASH_ATTN_VLLM_V1", "XFORMERS", "FLEX_ATTENTION"},
+        ),
+        (
+            "vllm/attention/backends/registry.py",
+            "registry_0_11",
+            {"FLASH_ATTN", "TRITON_ATTN", "XFORMERS", "FLEX_ATTENTION", "CUSTOM"},
+        ),
+        (
+            "vllm/v1/attention/backends/registry.py",
+            "registry_0_11",
+            {"FLASH_ATTN", "TRITON_ATTN", "XFORMERS", "FLEX_ATTENTION", "CUSTOM"},
+        ),
+    ],
+)
+def test_attention_backends_at_each_historical_path(
+    path: str, fixture: str, expected: set[str]
+) -> None:
+    files = {path: src(fixture)}
+    assert vllm_source.attention_backend_names(files) == expected
+    assert vllm_source.find_attention_backends(files)[1] == path
+
+
+def test_attention_backends_newest_path_wins() -> None:
+    files = {
+        "vllm/attention/selector.py": src("selector_0_4"),
+        "vllm/platforms/interface.py": src("interface_0_10"),
+    }
+    names, path = vllm_source.find_attention_backends(files)
+    assert path == "vllm/platforms/interface.py"
+    assert "FLEX_ATTENTION" in names and "ROCM_FLASH" not in names
+
+
+def test_attention_backends_absent() -> None:
+    assert vllm_source.find_attention_backends({"vllm/attention/selector.py": "x = 1\n"}) == (
+        frozenset(),
+        "",
+    )
+
+
+def test_cudagraph_modes() -> None:
+    files = {"vllm/config/compilation.py": src("compilation_0_10")}
+    assert vllm_source.cudagraph_mode_names(files) == {
+        "NONE",
+        "PIECEWISE",
+        "FULL",
+        "FULL_DECODE_ONLY",
+        "FULL_AND_PIECEWISE",
+    }
+    # the same enum inside the old single-module config.py is found too
+    assert (
+        vllm_source.find_cudagraph_modes({"vllm/config.py": src("compilation_0_10")})[1]
+        == "vllm/config.py"
+    )
+    assert (
+        vllm_source.cudagraph_mode_names({"vllm/config.py": "class ModelConfig: pass\n"})
+        == frozenset()
+    )
+
+
+def test_engine_arg_names_are_the_dataclass_fields() -> None:
+    assert vllm_source.engine_arg_names(src("arg_utils")) == {
+        "model",
+        "dtype",
+        "enforce_eager",
+        "attention_backend",
+        "compilation_config",
+    }
+
+
+def test_member_patterns_cover_every_parsed_path() -> None:
+    paths = {
+        vllm_source.ENVS_PY,
+        vllm_source.ENGINE_ARGS_PY,
+        *vllm_source.BACKEND_PATHS,
+        *vllm_source.CUDAGRAPH_PATHS,
+    }
+    assert paths == set(vllm_source.MEMBER_PATTERNS)
+    assert vllm_source.wanted_member("vllm/envs.py")
+    assert not vllm_source.wanted_member("vllm/envs.pyc")
+    assert not vllm_source.wanted_member("vllm-0.10.1.1.dist-info/METADATA")
+
+
+def test_syntax_error_propagates() -> None:
+    with pytest.raises(SyntaxError):
+        vllm_source.env_var_names("environment_variables = {\n")
