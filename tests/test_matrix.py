@@ -147,6 +147,16 @@ def test_validation_errors_name_the_place(
         load_matrix(root)
 
 
+def test_validate_parses_what_the_loader_defers(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    path = root / "releases.toml"
+    bad = '"openai>=1.99.1"'
+    path.write_text(path.read_text().replace(bad, '"openai>=>1.99.1"'))
+    m = load_matrix(root)  # requires-dist is parsed on first use, so loading stays fast
+    with pytest.raises(MatrixError, match=r"0\.10\.1\.1.*'openai>=>1\.99\.1' is not a valid"):
+        m.validate()
+
+
 def test_missing_file_says_how_to_regenerate(tmp_path: Path) -> None:
     root = copy_fixture(tmp_path)
     (root / "releases.toml").unlink()
@@ -163,5 +173,6 @@ def test_unknown_release_error_is_a_value_error(matrix: Matrix) -> None:
 @pytest.mark.skipif(not (REPO_MATRIX / "releases.toml").is_file(), reason="no committed matrix yet")
 def test_committed_matrix_loads_and_every_series_resolves() -> None:
     m = load_matrix(REPO_MATRIX)
+    m.validate()
     for series in m.series():
         assert m.resolve(series).release.series == series

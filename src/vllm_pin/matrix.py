@@ -61,8 +61,13 @@ class Platform:
     metadata_source: str
     requires_python: SpecifierSet
     pins: tuple[Requirement, ...]
-    requires_dist: tuple[Requirement, ...]
+    raw_requires_dist: tuple[str, ...]
     source: str
+
+    @cached_property
+    def requires_dist(self) -> tuple[Requirement, ...]:
+        """Every Requires-Dist line, parsed on first use (the loader stays fast)."""
+        return parse_requirements(self.raw_requires_dist, self.source)
 
     def pin(self, name: str) -> Requirement | None:
         """The torch-family requirement on ``name``, or None when the release has none."""
@@ -198,15 +203,18 @@ class _Reader:
             raise MatrixError(f"{self.where(*path)}: {text!r} is not a valid specifier") from None
 
     def requirements(self, items: Sequence[Any], *path: str) -> tuple[Requirement, ...]:
-        out = []
-        for raw in items:
-            try:
-                out.append(Requirement(str(raw)))
-            except InvalidRequirement:
-                raise MatrixError(
-                    f"{self.where(*path)}: {raw!r} is not a valid requirement"
-                ) from None
-        return tuple(out)
+        return parse_requirements(items, self.where(*path))
+
+
+def parse_requirements(items: Sequence[Any], where: str) -> tuple[Requirement, ...]:
+    """Parse requirement strings; a MatrixError names ``where`` and the bad string."""
+    out = []
+    for raw in items:
+        try:
+            out.append(Requirement(str(raw)))
+        except InvalidRequirement:
+            raise MatrixError(f"{where}: {raw!r} is not a valid requirement") from None
+    return tuple(out)
 
 
 def _parse_platform(rd: _Reader, data: Mapping[str, Any], *path: str) -> Platform:
@@ -226,7 +234,7 @@ def _parse_platform(rd: _Reader, data: Mapping[str, Any], *path: str) -> Platfor
         metadata_source=meta,
         requires_python=rd.specifier(rd.opt(data, "requires-python", str, "", *path), *path),
         pins=rd.requirements(rd.get(data, "pins", list, *path), *path),
-        requires_dist=rd.requirements(rd.opt(data, "requires-dist", list, [], *path), *path),
+        raw_requires_dist=tuple(rd.opt(data, "requires-dist", list, [], *path)),
         source=f"{rd.where(*path)} ({meta} metadata of {wheel})",
     )
 
@@ -371,6 +379,15 @@ class Matrix:
             raise VllmPinError(
                 f"{name} was yanked{why}; pick another release or pass --allow-yanked"
             )
+
+    def validate(self) -> None:
+        """Parse everything the loader leaves for later, so a bad entry fails now."""
+        for dist in self._releases.values():
+            for release in dist.values():
+                for plat in release.platforms.values():
+                    _ = plat.requires_dist
+        _ = self.knowledge
+        _ = self.timelines
 
     # -- packages -----------------------------------------------------------------------
     def package(self, name: str, version: str | Version) -> PackageInfo | None:
