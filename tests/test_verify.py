@@ -564,3 +564,27 @@ def test_vllm_option_needs_requirements(capsys: pytest.CaptureFixture[str]) -> N
     rc, _, err = run_cli(["--vllm", "0.10.1.1"], capsys)
     assert rc == 2
     assert "use them with --requirements FILE" in err
+
+
+def test_left_out_on_purpose_is_a_note_not_a_problem(matrix: Matrix) -> None:
+    data = copy.deepcopy(base())
+    without("torchvision")(data)
+    env = env_from_inspection(data)
+    ctx = Context(matrix=matrix, install="pip install", without=frozenset({"torchvision"}))
+    assert run_checks(env, ctx) == []
+    assert "torchvision==0.22.1 left out on purpose (--without)" in env.notes
+
+
+@pytest.mark.parametrize(
+    ("environ", "kept"),
+    [
+        ({"VLLM_USE_V1": "0", "VLLM_PIN_FIND_LINKS": "/opt/wheels"}, {"VLLM_USE_V1": "0"}),
+        ({"VLLM_PIN_INDEX_URL": "https://mirror/simple", "PATH": "/bin"}, {}),
+    ],
+)
+def test_toolkit_variables_are_not_vllm_settings(
+    environ: dict[str, str], kept: dict[str, str]
+) -> None:
+    from vllm_pin.inspect_env import vllm_environ
+
+    assert vllm_environ(environ) == kept

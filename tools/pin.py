@@ -2,7 +2,6 @@
 """Same as `vllm-pin pin`; runs from a checkout without installing."""
 
 import _bootstrap  # noqa: F401  (puts ../src on sys.path)
-
 from vllm_pin.cli import run_tool
 
 run_tool("pin")

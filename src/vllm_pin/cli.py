@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("vllm_pin.verify", "check an environment (or a requirements file) for breakage"),
     "timeline": ("vllm_pin.timeline", "first and last release that has an env var/backend/mode"),
     "doctor": ("vllm_pin.doctor", "map a log or traceback to the fix valid for your versions"),
+    "provision": ("vllm_pin.provision", "build .envs/<name> with uv, verify and smoke-test it"),
     "smoke": ("vllm_pin.smoke", "smoke-test the current environment: imports, tiny generate"),
     "ci-matrix": ("vllm_pin.ci_matrix", "print a GitHub Actions matrix of provision sessions"),
     "gpu-sweep": ("vllm_pin.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),

@@ -14,7 +14,7 @@ import platform
 import re
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 if sys.version_info >= (3, 10):
@@ -61,6 +61,15 @@ def marker_environment() -> dict[str, str]:
         "platform_python_implementation": platform.python_implementation(),
         "python_version": ".".join(platform.python_version_tuple()[:2]),
         "sys_platform": sys.platform,
+    }
+
+
+def vllm_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The VLLM_* settings vLLM would read; VLLM_PIN_* configure this toolkit, not vLLM."""
+    return {
+        k: v
+        for k, v in sorted(environ.items())
+        if k.startswith("VLLM_") and not k.startswith("VLLM_PIN_")
     }
 
 
@@ -257,7 +266,7 @@ def inspect(path: Iterable[str] | None = None) -> dict[str, Any]:
         "distributions": dict(sorted(dists.items())),
         "torch_cuda": torch_cuda_from_version_py(torch_version_py),
         "vllm_site": os.path.dirname(os.path.dirname(envs_py)) if envs_py else None,
-        "environ": {k: v for k, v in sorted(os.environ.items()) if k.startswith("VLLM_")},
+        "environ": vllm_environ(os.environ),
     }
 
 

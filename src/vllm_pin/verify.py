@@ -134,6 +134,8 @@ class Context:
     matrix: Matrix | None
     install: str
     """The command prefix a fix line uses to install, e.g. ``pip install``."""
+    without: frozenset[str] = frozenset()
+    """Canonical names left out of the environment on purpose (``--without``)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ def env_from_requirements(
         dists=pinned,
         torch_cuda=None,
         vllm_site=None,
-        environ={k: v for k, v in sorted(os.environ.items()) if k.startswith("VLLM_")},
+        environ=inspect_env.vllm_environ(os.environ),
         installed=False,
         source=str(path),
     )
@@ -476,7 +478,9 @@ def check_vllm_requirements(env: Env, ctx: Context) -> Iterator[Problem]:
             continue
         dist = env.get(req.name)
         if dist is None:
-            if extra == "":
+            if canonicalize_name(req.name) in ctx.without:
+                env.notes.append(f"{_bare(req)} left out on purpose (--without)")
+            elif extra == "":
                 missing.append(_bare(req))
             continue
         if not _satisfied(req, dist):
@@ -1146,6 +1150,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"seconds per import check (default {IMPORT_TIMEOUT_S:g})",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="DIST",
+        help="a requirement of vllm left out on purpose (repeatable), e.g. torchvision in a "
+        "CPU env where only CUDA torchvision builds are reachable",
+    )
     parser.add_argument("--matrix", type=Path, metavar="DIR", help="matrix directory to use")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     parser.add_argument(
@@ -1200,7 +1212,8 @@ def run(args: argparse.Namespace) -> int:
         matrix = _optional_matrix(args.matrix)
         if matrix is None:
             env.notes.append("matrix not found: checked against installed metadata only")
-    ctx = Context(matrix=matrix, install=install)
+    without = frozenset(canonicalize_name(n) for n in args.without)
+    ctx = Context(matrix=matrix, install=install, without=without)
     problems = run_checks(
         env, ctx, driver=nvidia_driver(), imports=args.imports, import_timeout=args.import_timeout
     )
