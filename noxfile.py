@@ -3,7 +3,8 @@
     nox -l                          # every session, with the release each provision one builds
     nox -s provision-0.10           # build .envs/0.10 with uv, verify it, smoke-test it
     nox -s provision -- 0.10.1.1    # an exact release (or VLLM_PIN_RELEASE=0.10.1.1)
-    nox -t ci                       # CI: lint, tests, provision-<latest>-cpu, provision-0.10
+    nox -t ci                       # CI: lint, pin-check, tests, verify-seed004,
+                                    #     provision-<latest>-cpu, provision-0.10
 
 Sessions run in the interpreter that runs nox (python=False): it must have vllm-pin installed
 with its dev extras (``pip install -e '.[dev]'``). Index settings come from the environment
@@ -43,6 +44,26 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """pytest: offline and network unit tests (builds no vLLM env); exit 5 (none ran) fails."""
     session.run(sys.executable, "-m", "pytest", "-m", "not provision", *session.posargs)
+
+
+@nox.session(name="pin-check", python=False, tags=["ci"])
+def pin_check(session: nox.Session) -> None:
+    """Fail when envs/ is stale against the matrix (offline)."""
+    session.run(sys.executable, "-m", "vllm_pin", "pin", "--all", "--check", *session.posargs)
+
+
+@nox.session(python=False, default=False, tags=["pin"])
+def pin(session: nox.Session) -> None:
+    """Regenerate envs/: requirements, env.toml and hashed locks (uses the network)."""
+    session.run(sys.executable, "-m", "vllm_pin", "pin", "--all", *session.posargs)
+
+
+@nox.session(name="verify-seed004", python=False, default=False, tags=["ci", "provision"])
+def verify_seed004(session: nox.Session) -> None:
+    """verify on real broken venvs: torch 2.2.0 under vllm 0.10.1.1 (seed 004), +cpu mixes."""
+    session.run(
+        sys.executable, "-m", "pytest", "-m", "provision", "tests/test_verify_provision.py"
+    )
 
 
 @nox.session(name="provision", python=False, default=False, tags=["provision"])
