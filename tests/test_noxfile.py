@@ -61,11 +61,18 @@ def test_provision_sessions_name_their_release(
     assert description.startswith(f"Build, verify and smoke-test {release}")
 
 
-def test_ci_tag_selects_lint_tests_and_two_provisions(
+def test_ci_tag_selects_checks_and_two_provisions(
     sessions: dict[str, tuple[bool, list[str], str]],
 ) -> None:
     ci = [name for name, (_, tags, _) in sessions.items() if "ci" in tags]
-    assert ci == ["lint", "tests", "provision-0.10", "provision-0.32-cpu"]
+    assert ci == [
+        "lint",
+        "tests",
+        "pin-check",
+        "verify-seed004",
+        "provision-0.10",
+        "provision-0.32-cpu",
+    ]
 
 
 def test_asking_for_provision_0_10_does_not_also_run_provision_0_1() -> None:
