@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT / "src"))  # the checkout's code, even if an older c
 
 from vllm_pin import provision  # noqa: E402
 from vllm_pin.errors import VllmPinError  # noqa: E402
+from vllm_pin.matrix import series_of  # noqa: E402
+from vllm_pin.observed import load_observations  # noqa: E402
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = True
@@ -61,9 +63,7 @@ def pin(session: nox.Session) -> None:
 @nox.session(name="verify-seed004", python=False, default=False, tags=["ci", "provision"])
 def verify_seed004(session: nox.Session) -> None:
     """verify on real broken venvs: torch 2.2.0 under vllm 0.10.1.1 (seed 004), +cpu mixes."""
-    session.run(
-        sys.executable, "-m", "pytest", "-m", "provision", "tests/test_verify_provision.py"
-    )
+    session.run(sys.executable, "-m", "pytest", "-m", "provision", "tests/test_verify_provision.py")
 
 
 @nox.session(name="provision", python=False, default=False, tags=["provision"])
@@ -104,3 +104,42 @@ try:
         _register(_spec)
 except VllmPinError as exc:  # a broken matrix must not hide lint/tests
     print(f"noxfile: no provision sessions: {exc}", file=sys.stderr)
+
+
+def _register_sweep(spec: provision.EnvSpec) -> None:
+    """One `gpu-sweep-<series>` session: provision the env, then sweep it on this GPU."""
+
+    def session_func(session: nox.Session) -> None:
+        _provision(session, spec.name, "--variant", spec.variant)
+        python = ROOT / provision.BUILD_DIR / spec.name / "bin" / "python"
+        session.run(
+            str(python),
+            "-m",
+            "vllm_pin",
+            "gpu-sweep",
+            "--work-dir",
+            str(ROOT / provision.BUILD_DIR / f"gpu-sweep-{spec.name}"),
+            "--jobs",
+            "8",
+            "--repeat",
+            "FLASH_ATTN+FULL",
+            "--write",
+            *session.posargs,
+            env={"PYTHONPATH": str(ROOT / "src")},
+        )
+
+    session_func.__doc__ = (
+        f"Sweep attention backends x cudagraph modes of {spec.release} on this GPU"
+    )
+    nox.session(name=f"gpu-sweep-{spec.name}", python=False, default=False, tags=["gpu"])(
+        session_func
+    )
+
+
+try:
+    _swept = {series_of(v) for v in load_observations().releases()}
+    for _spec in provision.env_specs(ROOT):
+        if _spec.variant == "cuda" and series_of(_spec.release) in _swept:
+            _register_sweep(_spec)
+except VllmPinError as exc:
+    print(f"noxfile: no gpu-sweep sessions: {exc}", file=sys.stderr)

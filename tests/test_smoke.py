@@ -202,6 +202,8 @@ def test_bad_arguments_exit_2(
             "Flash Attention",
         ),
         ("INFO [cpu.py:175] Using CPU_MLA backend.", "CPU_MLA"),
+        # vllm 0.20.0 on an H200, with attention_backend="FLEX_ATTENTION" asked for
+        ("INFO [cuda.py:368] Using AttentionBackendEnum.FLEX_ATTENTION backend.", "FLEX_ATTENTION"),
         ("INFO Using LBHNC KV cache layout.", None),
         ("", None),
     ],

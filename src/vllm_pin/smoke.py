@@ -67,7 +67,7 @@ HIDDEN_SIZE = 128
 _BACKEND_PATTERNS = (
     re.compile(r"Using (\w+) attention backend out of potential backends"),
     re.compile(r"Using ([\w ]+?) backend on V1 engine"),
-    re.compile(r"Using (\w+) backend\."),
+    re.compile(r"Using (?:AttentionBackendEnum\.|_Backend\.)?(\w+) backend\."),
 )
 _SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 # fmt: off
