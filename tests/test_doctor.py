@@ -246,3 +246,36 @@ def test_dev_build_uses_the_previous_release_knobs(
     found = doctor.timeline_release(entries, Version("0.23.1.dev0+g0fc695fc6"))
     assert found is not None and found[0] == Version("0.23.0")
     assert doctor.timeline_release(entries, Version("0.0.1")) is None
+
+
+@pytest.mark.parametrize(
+    ("seed", "vllm", "expected"),
+    [
+        # seed 003 says FlexAttention cannot run FULL; both GPUs ran it on 0.20.0
+        ("seed003-cudagraph-full-flex", "0.20.0", ["FLEX_ATTENTION+FULL: ok, greedy ids agree"]),
+        # seed 001: batch invariance with FLEX_ATTENTION before PR #40842 (0.21.0)
+        (
+            "seed001-batch-invariant-flex",
+            "0.20.0",
+            [
+                "FLEX_ATTENTION+batch-invariant: error: ValueError: Selected backend "
+                "AttentionBackendEnum.FLEX_ATTENTION is not valid for this configuration. "
+                "Reason: ['batch invariance not supported']",
+                "TRITON_ATTN+batch-invariant: ok",
+            ],
+        ),
+        ("seed003-cudagraph-full-flex", "0.10.1.1", ["no GPU observation for vllm 0.10.1.1"]),
+    ],
+)
+def test_gpu_observations_are_cited(
+    capsys: pytest.CaptureFixture[str], seed: str, vllm: str, expected: list[str]
+) -> None:
+    code, out = run_json(capsys, str(LOGS / f"{seed}.log"), "--vllm", vllm)
+    assert code == 0
+    observed = [line for issue in out["issues"] for line in issue["observed"]]
+    for text in expected:
+        assert any(line.startswith(text) for line in observed), observed
+    if vllm == "0.20.0":
+        assert {"observed/0.20.0-h100.toml", "observed/0.20.0-h200.toml"} <= {
+            line.split(" <- ")[1].split(" ")[0] for line in observed
+        }

@@ -58,6 +58,11 @@ def issue(**over: Any) -> dict[str, Any]:
         (issue(fixes=[{"vllm": "<<1", "fix": "f"}]), r"fixes of x\]\] #1: `vllm`"),
         (issue(cause=""), r"x: `cause` must be a non-empty string"),
         ("not a table", r"#1: expected a table"),
+        (issue(evidence=[{"mode": "FULL"}]), r"evidence of x\]\] #1: `backend` must be"),
+        (
+            issue(evidence=[{"backend": "FLEX_ATTENTION", "batch-invariant": "yes"}]),
+            r"batch-invariant must be true or false",
+        ),
     ],
 )
 def test_parse_known_issues_names_the_bad_entry(raw: Any, message: str) -> None:

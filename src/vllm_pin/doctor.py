@@ -30,6 +30,7 @@ from vllm_pin.knowledge import (
     Universe,
     knob_problems,
 )
+from vllm_pin.observed import Observations
 
 #: the torch family members whose pins a fix's {pins} lists
 PIN_NAMES = (
@@ -66,6 +67,8 @@ class Diagnosis:
     replacements: dict[str, str] = field(default_factory=dict)
     knobs: dict[str, str] = field(default_factory=dict)
     facts: list[ConfigFact] = field(default_factory=list)
+    observed: list[str] = field(default_factory=list)
+    """What real GPUs showed for the issue's configurations on this release, with citations."""
 
     def as_json(self) -> dict[str, Any]:
         fix = self.fix
@@ -87,6 +90,7 @@ class Diagnosis:
             "replacements": self.replacements,
             "knobs-in-log": self.knobs,
             "facts": [{"id": f.id, "vllm": str(f.vllm), "fact": f.fact} for f in self.facts],
+            "observed": self.observed,
         }
 
 
@@ -152,6 +156,7 @@ def diagnose(
     knowledge: Knowledge,
     entries: Mapping[Version, tl.TimelineEntry],
     ctx: Context,
+    observations: Observations | None = None,
 ) -> list[Diagnosis]:
     """Every known issue whose signature occurs in the log, resolved for ctx's release."""
     universe = tl_universe(entries)
@@ -168,6 +173,8 @@ def diagnose(
             d.affected = issue.affects(ctx.vllm, ctx.torch)
             d.fix = issue.fix_for(ctx.vllm)
             d.facts = [f for f in knowledge.facts if f.id in issue.facts and f.applies(ctx.vllm)]
+            if observations is not None:
+                d.observed = observed_lines(issue, observations, ctx.vllm)
         if d.fix is not None:
             d.fix_text = render(d.fix.fix, ctx)
             if ctx.entry is not None and ctx.entry_version is not None:
@@ -181,6 +188,28 @@ def diagnose(
                 d.replacements[name] = instead
         out.append(d)
     return out
+
+
+def observed_lines(issue: KnownIssue, observations: Observations, vllm: Version) -> list[str]:
+    """The GPU outcomes of the issue's evidence configurations on ``vllm``, each cited; or a
+    pointer to the releases that were observed when this one was not."""
+    if not issue.evidence:
+        return []
+    diverging = {
+        label for obs in observations.for_release(vllm) for label in obs.consistency.diverge
+    }
+    lines = []
+    for ev in issue.evidence:
+        for o in observations.outcomes(vllm, ev.backend, ev.mode, ev.batch_invariant):
+            verdict = "ok" if o.status == "ok" else f"{o.status}: {o.error}"
+            if o.status == "ok":
+                verdict += ", greedy ids DIVERGE" if o.label in diverging else ", greedy ids agree"
+            lines.append(f"{o.label}: {verdict} <- {o.source}")
+    if not lines:
+        seen = ", ".join(str(v) for v in observations.releases())
+        if seen:
+            lines.append(f"no GPU observation for vllm {vllm}; observed releases: {seen}")
+    return lines
 
 
 def tl_universe(entries: Mapping[Version, tl.TimelineEntry]) -> Universe:
@@ -272,6 +301,8 @@ def _print_text(diagnoses: Sequence[Diagnosis], ctx: Context) -> None:
                 print(f"    instead: {d.replacements[name]}")
         for fact in d.facts:
             print(f"  fact ({fact.id}, vllm {fact.vllm}): {fact.fact}")
+        for line in d.observed:
+            print(f"  observed on GPU: {line}")
         print(f"  source: {d.issue.source}")
 
 
@@ -283,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     knowledge, entries = matrix.knowledge, matrix.timelines
     ctx = _context(args, entries)
     log = _read_log(args.log)
-    diagnoses = diagnose(log, knowledge, entries, ctx)
+    diagnoses = diagnose(log, knowledge, entries, ctx, matrix.observations)
     if args.json:
         print(
             json.dumps(

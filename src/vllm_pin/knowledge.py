@@ -40,6 +40,20 @@ class Fix:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A configuration to look up in the GPU observations: backend, mode, batch invariance."""
+
+    backend: str
+    mode: str | None = None
+    batch_invariant: bool | None = None
+
+    @property
+    def label(self) -> str:
+        parts = [self.backend, self.mode or "", "batch-invariant" if self.batch_invariant else ""]
+        return "+".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
 class KnownIssue:
     """A log signature, the releases it affects, its cause and the fix per release range."""
 
@@ -52,6 +66,8 @@ class KnownIssue:
     reason: str
     fixes: tuple[Fix, ...]
     facts: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    """GPU configurations whose observed outcome (matrix/observed/) bears on this issue."""
 
     def matches(self, log: str) -> bool:
         """Whether the signature occurs anywhere in the log."""
@@ -195,9 +211,23 @@ def parse_known_issues(raw: Sequence[Any]) -> list[KnownIssue]:
                 reason=entry.text("reason"),
                 fixes=tuple(fixes),
                 facts=entry.strings("facts"),
+                evidence=_parse_evidence(entry.raw.get("evidence", []), issue_id),
             )
         )
     return issues
+
+
+def _parse_evidence(raw: Any, issue_id: str) -> tuple[Evidence, ...]:
+    if not isinstance(raw, list):
+        raise MatrixError(f"curated.toml known-issues {issue_id}: evidence must be an array")
+    out = []
+    for n, item in enumerate(raw):
+        e = _Entry(f"known-issues.evidence of {issue_id}", n, item)
+        invariant = e.raw.get("batch-invariant")
+        if invariant is not None and not isinstance(invariant, bool):
+            raise MatrixError(f"{e.where}: batch-invariant must be true or false")
+        out.append(Evidence(e.text("backend"), e.text("mode", "") or None, invariant))
+    return tuple(out)
 
 
 def parse_config_facts(raw: Sequence[Any]) -> list[ConfigFact]:

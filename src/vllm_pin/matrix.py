@@ -28,6 +28,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 if TYPE_CHECKING:
     from vllm_pin.knowledge import Knowledge
+    from vllm_pin.observed import Observations
     from vllm_pin.timeline import TimelineEntry
 
 T = TypeVar("T")
@@ -388,6 +389,7 @@ class Matrix:
                     _ = plat.requires_dist
         _ = self.knowledge
         _ = self.timelines
+        _ = self.observations
 
     # -- packages -----------------------------------------------------------------------
     def package(self, name: str, version: str | Version) -> PackageInfo | None:
@@ -466,6 +468,13 @@ class Matrix:
         from vllm_pin.knowledge import parse_knowledge
 
         return parse_knowledge(self.curated)
+
+    @cached_property
+    def observations(self) -> Observations:
+        """What real GPUs showed (matrix/observed/*.toml), validated on first use."""
+        from vllm_pin.observed import load_observations
+
+        return load_observations(self.root)
 
     @cached_property
     def timelines(self) -> dict[Version, TimelineEntry]:

@@ -80,10 +80,8 @@ def _package_facts(m: Matrix, name: str, req: Any) -> dict[str, Any]:
 
 def _observed(m: Matrix, version: Version) -> list[dict[str, Any]]:
     """What real GPUs showed for this release (matrix/observed/*.toml), one entry per file."""
-    from vllm_pin.observed import load_observations
-
     out = []
-    for obs in load_observations(m.root).for_release(version):
+    for obs in m.observations.for_release(version):
         ran = [o for o in obs.outcomes if o.status != "skipped"]
         out.append(
             {
