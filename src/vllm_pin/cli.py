@@ -29,12 +29,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gpu-sweep": ("vllm_pin.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
 }
 
+EXAMPLES = """examples:
+  vllm-pin pin --vllm 0.10.1.1          exact pins -> requirements-vllm.txt (offline)
+  vllm-pin pin --vllm 0.10 --explain    the series default, and where every pin came from
+  vllm-pin show 0.10.1.1                one release with the provenance of every fact
+  vllm-pin verify --python .venv/bin/python --imports
+  vllm-pin doctor vllm.log --vllm 0.33.0
+  vllm-pin timeline VLLM_USE_V1
+
+'vllm-pin COMMAND --help' explains each command. The data lives in matrix/ (see docs/)."""
+
 
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the named commands get their full sub-parser."""
     parser = argparse.ArgumentParser(
         prog="vllm-pin",
         description="Pin, provision and verify vLLM environments from exact per-release data.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument("--version", action="version", version=f"vllm-pin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
