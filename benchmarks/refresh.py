@@ -37,7 +37,7 @@ class Run:
     files: int
 
 
-def full_refresh(client: PyPIClient, with_timeline: bool, matrix_dir: Path) -> Run:
+def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
     start = time.perf_counter()
     result = refresh.collect(client)
@@ -47,7 +47,7 @@ def full_refresh(client: PyPIClient, with_timeline: bool, matrix_dir: Path) -> R
         from vllm_pin import timeline
 
         wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
-        timeline.merged_text(client, wheels, matrix_dir / "no-such-timeline.toml")
+        timeline.merged_text(client, wheels, None)  # a full refresh keeps no committed rows
         wheel_bytes.update({f.sha256: f.size for f in wheels.values()})
     return Run(
         time.perf_counter() - start,
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
         cache = Path(tmp) / "cache"
         make: Callable[[], PyPIClient] = lambda: PyPIClient(args.index_url, cache_dir=cache)  # noqa: E731
-        cold = full_refresh(make(), not args.no_timeline, Path(tmp))
+        cold = full_refresh(make(), not args.no_timeline)
         warm = min(
-            (full_refresh(make(), not args.no_timeline, Path(tmp)) for _ in range(args.warm_runs)),
+            (full_refresh(make(), not args.no_timeline) for _ in range(args.warm_runs)),
             key=lambda r: r.seconds,
         )
     ratio = cold.bytes_fetched / cold.wheel_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections.abc import Callable, Iterable
@@ -12,6 +13,7 @@ import pytest
 from packaging.version import Version
 
 from vllm_pin import timeline as tl
+from vllm_pin import vllm_source
 from vllm_pin.cli import main
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.pypi import IndexFile
@@ -30,8 +32,9 @@ class ZipClient:
     """Serves `read_members` from real wheel-shaped zips on disk (the range reads themselves are
     tested in test_pypi.py/test_zipread.py); records which members were asked for."""
 
-    def __init__(self, wheels: dict[str, Path]) -> None:
+    def __init__(self, wheels: dict[str, Path], cache_dir: Path) -> None:
         self.wheels = wheels
+        self.cache_dir = cache_dir
         self.asked: list[str] = []
 
     def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
@@ -49,8 +52,9 @@ def make_wheel(tmp_path: Path, name: str, members: dict[str, str]) -> tuple[Inde
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for member, text in {**members, "vllm/model_executor/big.py": "x = 1\n"}.items():
             z.writestr(member, text)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     f = IndexFile(
-        name, f"https://example.invalid/{name}", "0" * 64, path.stat().st_size, "", False, "", ""
+        name, f"https://example.invalid/{name}", sha256, path.stat().st_size, "", False, "", ""
     )
     return f, path
 
@@ -74,7 +78,7 @@ def test_collect_reads_only_the_parsed_members(tmp_path: Path) -> None:
             "vllm/engine/arg_utils.py": src("arg_utils"),
         },
     )
-    client = ZipClient({old.filename: old_path, new.filename: new_path})
+    client = ZipClient({old.filename: old_path, new.filename: new_path}, tmp_path / "cache")
     entries = tl.collect(client, {Version("0.13.0"): new, Version("0.4.1"): old})  # type: ignore[arg-type]
     assert "vllm/model_executor/big.py" not in client.asked
     e_old, e_new = entries[Version("0.4.1")], entries[Version("0.13.0")]
@@ -130,13 +134,69 @@ def test_merged_text_keeps_other_releases(tmp_path: Path) -> None:
         "vllm-0.4.1-cp311-cp311-manylinux1_x86_64.whl",
         {"vllm/attention/selector.py": src("selector_0_4")},
     )
-    merged = tl.loads(tl.merged_text(ZipClient({f.filename: wheel}), {Version("0.4.1"): f}, path))  # type: ignore[arg-type]
+    client = ZipClient({f.filename: wheel}, tmp_path / "cache")
+    merged = tl.loads(tl.merged_text(client, {Version("0.4.1"): f}, path))  # type: ignore[arg-type]
     assert sorted(merged) == [
         Version("0.4.1"),
         Version("0.9.1"),
         Version("0.10.0"),
         Version("0.33.0"),
     ]
+    # a full refresh (no committed file to keep) has only the releases it read
+    full = tl.loads(tl.merged_text(client, {Version("0.4.1"): f}, None))  # type: ignore[arg-type]
+    assert sorted(full) == [Version("0.4.1")]
+
+
+def _members_0_13() -> dict[str, str]:
+    return {
+        "vllm/envs.py": src("envs_choices"),
+        "vllm/config/compilation.py": src("compilation_0_10"),
+    }
+
+
+def _cached_release(tmp_path: Path) -> tuple[ZipClient, dict[Version, IndexFile], Path]:
+    """A release collected once, so its parsed entry sits in the cache."""
+    f, wheel = make_wheel(
+        tmp_path,
+        "vllm-0.13.0-cp38-abi3-manylinux1_x86_64.whl",
+        _members_0_13(),
+    )
+    client = ZipClient({f.filename: wheel}, tmp_path / "cache")
+    tl.collect(client, {Version("0.13.0"): f})  # type: ignore[arg-type]
+    (entry_path,) = (tmp_path / "cache" / "timeline").iterdir()
+    assert entry_path.name == f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
+    client.asked.clear()
+    return client, {Version("0.13.0"): f}, entry_path
+
+
+def test_collect_parses_each_wheel_once(tmp_path: Path) -> None:
+    client, files, _ = _cached_release(tmp_path)
+    fresh = tl.entry_from_files(_members_0_13(), files[Version("0.13.0")].filename)
+    assert tl.collect(client, files) == {Version("0.13.0"): fresh}  # type: ignore[arg-type]
+    assert client.asked == []  # nothing read, nothing parsed
+
+
+def test_a_new_parser_version_invalidates_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, files, old_entry = _cached_release(tmp_path)
+    bumped = vllm_source.PARSER_VERSION + 1
+    monkeypatch.setattr(vllm_source, "PARSER_VERSION", bumped)
+    tl.collect(client, files)  # type: ignore[arg-type]
+    assert sorted(client.asked) == ["vllm/config/compilation.py", "vllm/envs.py"]
+    assert (old_entry.parent / f"{files[Version('0.13.0')].sha256}-{bumped}.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "corrupt", [b"", b"{not json", b"[]", b'{"env-vars": "VLLM_X"}', b"\xff\xfe"]
+)
+def test_a_corrupt_cache_entry_is_reparsed_and_rewritten(tmp_path: Path, corrupt: bytes) -> None:
+    client, files, entry_path = _cached_release(tmp_path)
+    good = entry_path.read_bytes()
+    entry_path.write_bytes(corrupt)
+    entries = tl.collect(client, files)  # type: ignore[arg-type]
+    assert client.asked and "FULL" in entries[Version("0.13.0")].cudagraph_modes
+    assert entry_path.read_bytes() == good
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "vllm-pin"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_cache_file(path: Path, data: bytes) -> None:
     """Write a cache file so that concurrent readers never see half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -220,7 +220,7 @@ class PyPIClient:
                     "last-modified": resp.headers.get("Last-Modified", ""),
                     "body": body,
                 }
-                _atomic_write(cache, json.dumps(record).encode())
+                write_cache_file(cache, json.dumps(record).encode())
         try:
             data = json.loads(body)
             return [_parse_file(raw, url) for raw in data["files"]]
@@ -242,7 +242,7 @@ class PyPIClient:
                     return path.read_bytes(), source
         data, source = self._fetch_core_metadata(f)
         if cache is not None:
-            _atomic_write(cache / f"METADATA.{source}", data)
+            write_cache_file(cache / f"METADATA.{source}", data)
         return data, source
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
@@ -279,7 +279,7 @@ class PyPIClient:
         fetched = zipread.read_members(missing, self._fetcher(f), f.filename)
         for name, data in fetched.items():
             if cache is not None:
-                _atomic_write(cache / "members" / _member_key(name), data)
+                write_cache_file(cache / "members" / _member_key(name), data)
         out.update(fetched)
         return dict(sorted(out.items()))
 
@@ -294,7 +294,7 @@ class PyPIClient:
                 [e.name, e.header_offset, e.compressed_size, e.uncompressed_size, e.method, e.crc]
                 for e in entries
             ]
-            _atomic_write(path, json.dumps(rows).encode())
+            write_cache_file(path, json.dumps(rows).encode())
         return entries
 
     def _fetcher(self, f: IndexFile) -> zipread.RangeFetcher:

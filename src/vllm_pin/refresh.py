@@ -182,6 +182,13 @@ def _req(text: str) -> Requirement:
     return Requirement(text)
 
 
+@cache
+def _normalised(text: str) -> str:
+    """The canonical spelling of a requirement (`torch (==2.3.1)` -> `torch==2.3.1`), once."""
+    return str(_req(text))
+
+
+@cache
 def _name(text: str) -> str:
     return str(canonicalize_name(_req(text).name))
 
@@ -210,7 +217,7 @@ def parse_metadata(data: bytes) -> Metadata:
     for raw in msg.get_all("Requires-Dist") or []:
         text = " ".join(str(raw).split())
         try:
-            reqs.append(str(_req(text)))
+            reqs.append(_normalised(text))
         except InvalidRequirement:
             problems.append(f"{METADATA_PROBLEMS[1]} {text!r} is not a valid requirement")
     extras = sorted({str(canonicalize_name(str(e))) for e in msg.get_all("Provides-Extra") or []})
@@ -451,10 +458,10 @@ def _packages(
     for name, version in kept - fresh:
         rows[name][version] = old[name][str(version)]
     names = sorted({name for name, _ in fresh})
-    pages = dict(zip(names, client.map(client.project, names)))
+    pages = dict(zip(names, map(group_by_version, client.map(client.project, names))))
     picks: list[tuple[str, Version, Wheel]] = []
     for name, version in sorted(fresh):
-        wheel = _package_wheel(pages[name], version)
+        wheel = _package_wheel(pages[name].get(version, []))
         if wheel is not None:
             picks.append((name, version, wheel))
     counter = _Counter(progress, "package metadata", len(picks))
@@ -470,10 +477,10 @@ def _packages(
     return {name: {str(v): rows[name][v] for v in sorted(rows[name])} for name in sorted(rows)}
 
 
-def _package_wheel(files: Sequence[IndexFile], version: Version) -> Wheel | None:
-    """The x86_64 Linux wheel for the newest CPython; a pure-Python wheel otherwise."""
-    candidates = [f for f in files if f.filename.endswith(".whl") and file_version(f) == version]
-    wheels = list(filter(None, map(parse_wheel, candidates)))
+def _package_wheel(files: Sequence[IndexFile]) -> Wheel | None:
+    """Among one version's files: the x86_64 Linux wheel for the newest CPython; a pure-Python
+    wheel otherwise."""
+    wheels = list(filter(None, map(parse_wheel, files)))
     linux = [w for w in wheels if w.machine == "x86_64"]
     pure = [w for w in wheels if w.platform_tag == "any"]
     pool = linux or pure
@@ -537,11 +544,14 @@ def find_anomalies(
 
 
 def _extras(requires_dist: Iterable[str]) -> set[str]:
-    out = set()
-    for raw in requires_dist:
-        marker = _req(raw).marker
-        out.update(re.findall(r'extra == "([^"]+)"', str(marker)) if marker else [])
-    return out
+    return {extra for raw in requires_dist for extra in _marker_extras(raw)}
+
+
+@cache
+def _marker_extras(raw: str) -> tuple[str, ...]:
+    """The extras a requirement's marker names (the same strings recur in every release)."""
+    marker = _req(raw).marker
+    return tuple(re.findall(r'extra == "([^"]+)"', str(marker))) if marker else ()
 
 
 def _platform_anomalies(
@@ -598,6 +608,7 @@ def _toml_key(key: str) -> str:
     return key if _BARE_KEY.match(key) else _toml_string(key)
 
 
+@cache
 def _toml_string(value: str) -> str:
     """A literal string when the text has double quotes (markers read better), else basic."""
     if '"' in value and _LITERAL_OK.match(value):
@@ -777,23 +788,37 @@ class _Output:
     path: Path
     old: str | None
     new: str
-    changes: list[str]
+    #: the summary lines; only called for a stale file, since parsing both texts costs time
+    changes: Callable[[], list[str]]
 
 
 def _read_committed(path: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def _timeline_output(client: PyPIClient, result: RefreshResult, path: Path) -> _Output:
+def _timeline_output(
+    client: PyPIClient, result: RefreshResult, path: Path, only: Collection[Version] | None
+) -> _Output:
     """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see vllm_pin.timeline)."""
     from vllm_pin import timeline
 
     wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
     old = _read_committed(path)
-    new = timeline.merged_text(client, wheels, path)
-    old_rows = (loads(old) if old else {}).get("vllm") or {}
-    changes = _summarize_table("timeline", old_rows, loads(new).get("vllm") or {})
+    new = timeline.merged_text(client, wheels, path if only is not None else None)
+
+    def changes() -> list[str]:
+        old_rows = (_loads_or_none(old) or {}).get("vllm") or {}
+        return _summarize_table("timeline", old_rows, loads(new).get("vllm") or {})
+
     return _Output(path, old, new, changes)
+
+
+def _loads_or_none(text: str | None) -> dict[str, Any] | None:
+    """The committed document for a summary; None when missing or not TOML (all rows are new)."""
+    try:
+        return loads(text) if text is not None else None
+    except MatrixError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -804,28 +829,28 @@ def run(args: argparse.Namespace) -> int:
     path = matrix_dir / "releases.toml"
     only = _parse_only(args.only)
     old_text = _read_committed(path)
-    old_doc: dict[str, Any] | None = None
-    if old_text is not None:
-        try:
-            old_doc = loads(old_text)
-        except MatrixError:
-            if only is not None:
-                raise
-    elif only is not None:
-        raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
+    base: dict[str, Any] | None = None  # only `--only` merges into the committed rows
+    if only is not None:
+        if old_text is None:
+            raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
+        base = loads(old_text)
     client = PyPIClient(index_url=args.index_url, cache_dir=args.cache_dir)
-    result = collect(client, only=only, base=old_doc, progress=_progress_printer(sys.stderr))
-    new_text = dumps(result.document)
+    result = collect(client, only=only, base=base, progress=_progress_printer(sys.stderr))
     outputs = [
-        _Output(path, old_text, new_text, summarize(old_doc, result.document)),
-        _timeline_output(client, result, matrix_dir / "timeline.toml"),
+        _Output(
+            path,
+            old_text,
+            dumps(result.document),
+            lambda: summarize(base or _loads_or_none(old_text), result.document),
+        ),
+        _timeline_output(client, result, matrix_dir / "timeline.toml", only),
     ]
     stale = [o for o in outputs if o.new != o.old]
     if not stale:
         print(f"no changes: {', '.join(str(o.path) for o in outputs)} up to date")
         return 0
     for o in stale:
-        lines = o.changes or ["(formatting only)"]
+        lines = o.changes() or ["(formatting only)"]
         print(f"{o.path}: {len(lines)} change(s)")
         print("".join(f"  {line}\n" for line in lines), end="")
     if args.write:

@@ -108,30 +108,70 @@ def entry_from_files(files: Mapping[str, str], wheel: str = "") -> TimelineEntry
 def collect(
     client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile]
 ) -> dict[Version, TimelineEntry]:
-    """Range-read the parsed members out of each release's representative wheel."""
-    items = sorted(index_files_by_release.items())
+    """Range-read the parsed members out of each release's representative wheel.
+
+    Entries are cached by wheel sha256 and vllm_source.PARSER_VERSION (a released file never
+    changes), so a refresh with nothing new parses nothing; only misses reach the thread pool.
+    """
+    out: dict[Version, TimelineEntry] = {}
+    misses: list[tuple[Version, IndexFile]] = []
+    for version, f in sorted(index_files_by_release.items()):
+        cached = _cached_entry(client.cache_dir, f)
+        if cached is None:
+            misses.append((version, f))
+        else:
+            out[version] = cached
+
+    from vllm_pin.pypi import write_cache_file  # not at import time: `timeline` needs no HTTP
 
     def read(item: tuple[Version, IndexFile]) -> TimelineEntry:
-        raw = client.read_members(item[1], vllm_source.wanted_member)
-        texts = {name: data.decode("utf-8") for name, data in raw.items()}
-        return entry_from_files(texts, item[1].filename)
+        f = item[1]
+        raw = client.read_members(f, vllm_source.wanted_member)
+        entry = entry_from_files(
+            {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
+        )
+        path = _cache_path(client.cache_dir, f)
+        if path is not None:
+            write_cache_file(path, json.dumps(_row(entry), sort_keys=True).encode())
+        return entry
 
-    return dict(zip([v for v, _ in items], client.map(read, items)))
+    out.update(zip([v for v, _ in misses], client.map(read, misses)))
+    return dict(sorted(out.items()))
+
+
+def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
+    return (
+        cache_dir / "timeline" / f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
+        if f.sha256
+        else None
+    )
+
+
+def _cached_entry(cache_dir: Path, f: IndexFile) -> TimelineEntry | None:
+    """The cached entry of a wheel; None when absent or unreadable (it is then re-parsed)."""
+    path = _cache_path(cache_dir, f)
+    if path is None or not path.is_file():
+        return None
+    try:
+        row = json.loads(path.read_bytes())
+        return _entry(row, str(path)) if isinstance(row, dict) else None
+    except (OSError, ValueError, MatrixError):
+        return None
+
+
+def _row(e: TimelineEntry) -> dict[str, Any]:
+    """One release's table: every list sorted, so equal facts give equal text."""
+    row: dict[str, Any] = {"wheel": e.wheel}
+    for kind in KINDS:
+        row[kind] = sorted(e.names(kind))
+    row["sources"] = {kind: e.sources.get(kind, "") for kind in KINDS}
+    row["env-var-choices"] = {k: sorted(e.env_var_choices[k]) for k in sorted(e.env_var_choices)}
+    return row
 
 
 def document(entries: Mapping[Version, TimelineEntry]) -> dict[str, Any]:
     """The timeline.toml document: releases sorted by Version, every list sorted."""
-    releases: dict[str, Any] = {}
-    for version in sorted(entries):
-        e = entries[version]
-        row: dict[str, Any] = {"wheel": e.wheel}
-        for kind in KINDS:
-            row[kind] = sorted(e.names(kind))
-        row["sources"] = {kind: e.sources.get(kind, "") for kind in KINDS}
-        row["env-var-choices"] = {
-            k: sorted(e.env_var_choices[k]) for k in sorted(e.env_var_choices)
-        }
-        releases[str(version)] = row
+    releases = {str(version): _row(entries[version]) for version in sorted(entries)}
     return {"meta": {"schema": SCHEMA}, "vllm": releases}
 
 
@@ -143,11 +183,12 @@ def dumps(entries: Mapping[Version, TimelineEntry]) -> str:
 
 
 def merged_text(
-    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile], path: Path
+    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile], path: Path | None
 ) -> str:
-    """The refresh hook: new timeline text for these wheels, keeping the committed rows of
-    every other release (so `refresh --only X` re-reads only X)."""
-    entries = load_timeline(path) if path.is_file() else {}
+    """The refresh hook: new timeline text for these wheels, keeping the committed rows at
+    `path` of every other release (so `refresh --only X` re-reads only X). A full refresh
+    passes None: like releases.toml, it keeps nothing the index no longer has."""
+    entries = load_timeline(path) if path is not None and path.is_file() else {}
     entries.update(collect(client, index_files_by_release))
     return dumps(entries)
 
@@ -185,20 +226,25 @@ def loads(text: str, name: str = "timeline.toml") -> dict[Version, TimelineEntry
             raise MatrixError(f"timeline.toml [{where}]: not a version") from None
         if not isinstance(row, dict):
             raise MatrixError(f"timeline.toml [{where}]: expected a table")
-        choices = row.get("env-var-choices", {})
-        sources = row.get("sources", {})
-        if not isinstance(choices, dict) or not isinstance(sources, dict):
-            raise MatrixError(f"timeline.toml [{where}]: malformed env-var-choices or sources")
-        out[version] = TimelineEntry(
-            env_vars=_frozen(row, "env-vars", where),
-            env_var_choices={k: _frozen(choices, k, where) for k in choices},
-            attention_backends=_frozen(row, "attention-backends", where),
-            cudagraph_modes=_frozen(row, "cudagraph-modes", where),
-            engine_args=_frozen(row, "engine-args", where),
-            sources={str(k): str(v) for k, v in sources.items()},
-            wheel=str(row.get("wheel", "")),
-        )
+        out[version] = _entry(row, where)
     return out
+
+
+def _entry(row: Mapping[str, Any], where: str) -> TimelineEntry:
+    """A TimelineEntry from one release's table (see _row); MatrixError when malformed."""
+    choices = row.get("env-var-choices", {})
+    sources = row.get("sources", {})
+    if not isinstance(choices, dict) or not isinstance(sources, dict):
+        raise MatrixError(f"timeline.toml [{where}]: malformed env-var-choices or sources")
+    return TimelineEntry(
+        env_vars=_frozen(row, "env-vars", where),
+        env_var_choices={k: _frozen(choices, k, where) for k in choices},
+        attention_backends=_frozen(row, "attention-backends", where),
+        cudagraph_modes=_frozen(row, "cudagraph-modes", where),
+        engine_args=_frozen(row, "engine-args", where),
+        sources={str(k): str(v) for k, v in sources.items()},
+        wheel=str(row.get("wheel", "")),
+    )
 
 
 # -- queries ------------------------------------------------------------------------------

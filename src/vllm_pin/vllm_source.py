@@ -11,6 +11,13 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator, Mapping
 
+PARSER_VERSION = 1
+"""Version of what these parsers (and timeline.entry_from_files) extract from a release.
+
+Bump it with every change to their output: refresh caches each wheel's parsed entry under
+`<cache>/timeline/<sha256>-<PARSER_VERSION>.json`, and only a new version makes it re-parse.
+"""
+
 ENVS_PY = "vllm/envs.py"
 """The `environment_variables` registry; first shipped in 0.4.2."""
 
