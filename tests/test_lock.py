@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin.lock import (
-    NO_INDEX,
-    LockError,
-    Sources,
-    Target,
-    check_together,
-    compile_lock,
-    find_uv,
-)
+from vllm_pin.indexes import NO_INDEX, IndexConfig
+from vllm_pin.lock import LockError, Target, check_together, compile_lock, find_uv
 
 TARGET = Target("3.12", "x86_64-manylinux_2_28")
 
@@ -56,8 +49,8 @@ def wheels(tmp_path: Path) -> Path:
     return directory
 
 
-def local(wheels: Path) -> Sources:
-    return Sources(index_url=NO_INDEX, find_links=(str(wheels),))
+def local(wheels: Path) -> IndexConfig:
+    return IndexConfig(index_url=NO_INDEX, find_links=(str(wheels),))
 
 
 def sha(path: Path) -> str:
@@ -140,23 +133,30 @@ def test_unsatisfiable_reason_and_satisfiable_none(wheels: Path) -> None:
 def test_network_failure_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     monkeypatch.setenv("UV_NO_CACHE", "1")
-    dead = Sources(index_url="http://127.0.0.1:9/simple")
+    dead = IndexConfig(index_url="http://127.0.0.1:9/simple")
     with pytest.raises(LockError) as err:
         compile_lock("vllm==0.1.0\n", TARGET, dead, timeout=120)
     assert "\n" not in str(err.value)
     assert "could not reach a package index" in str(err.value)
 
 
-def test_sources_lines_and_args() -> None:
-    src = Sources("https://mirror/simple", ("https://download.pytorch.org/whl/cpu",), ("/w",))
-    assert src.lines() == [
-        "--index-url https://mirror/simple",
-        "--extra-index-url https://download.pytorch.org/whl/cpu",
-        "--find-links /w",
-    ]
-    assert src.uv_args()[:2] == ["--index-url", "https://mirror/simple"]
-    assert Sources(NO_INDEX).lines() == ["--no-index"]
-    assert Sources(NO_INDEX).uv_args() == ["--no-index"]
+def test_find_links_wheels_survive_exclude_newer(wheels: Path) -> None:
+    """Local wheels have no upload time: uv keeps them under any cutoff (the cpu envs'
+    torch +cpu comes from such a directory while PyPI packages are cut off)."""
+    body = compile_lock(
+        "vllm==0.1.0\n", TARGET, local(wheels), exclude_newer="2000-01-01T00:00:00Z"
+    )
+    assert "vllm==0.1.0" in body and "torch==2.0.0" in body
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    ("cutoff", "version"), [("2019-06-01T00:00:00Z", "19.0"), ("2021-01-01T00:00:00Z", "20.8")]
+)
+def test_exclude_newer_hides_later_uploads(cutoff: str, version: str) -> None:
+    """On a real index the newest release uploaded before the cutoff wins."""
+    body = compile_lock("packaging\n", TARGET, IndexConfig(), exclude_newer=cutoff, timeout=120)
+    assert f"packaging=={version} \\" in body
 
 
 def test_find_uv_runs() -> None:

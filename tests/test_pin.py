@@ -266,6 +266,10 @@ def test_rules(matrix_dir: Path, request_: str, release: str, rule: str) -> None
         (["--vllm", "0.10.1.1", "--extra", "vllm"], "--pyproject and --extra go together"),
         (["--vllm", "nonsense"], "is not a version"),
         (["--variant", "rocm"], "unknown variant 'rocm'"),
+        (["--vllm", "0.10.1.1", "--exclude-newer", "last week"], "is not a date like"),
+        (["--vllm", "0.10.1.1", "--exclude-newer-package", "pyairports"], "is not NAME=DATE"),
+        (["--all", "--exclude-newer", "soon"], "is not a date like"),
+        (["--vllm", "0.10.1.1", "--find-links", "/no/such/dir"], "does not exist"),
     ],
 )
 def test_bad_input_writes_nothing(
@@ -328,7 +332,12 @@ def test_cpu_variant(matrix_dir: Path) -> None:
         ),
         (
             [],
-            {"VLLM_PIN_INDEX_URL": "none", "VLLM_PIN_FIND_LINKS": "/w"},
+            {"VLLM_PIN_INDEX_URL": "none", "VLLM_PIN_FIND_LINKS": "."},
+            ["--no-index", "--extra-index-url https://download.pytorch.org/whl/cpu"],
+        ),
+        (
+            ["--no-index"],
+            {},
             ["--no-index", "--extra-index-url https://download.pytorch.org/whl/cpu"],
         ),
     ],
@@ -474,6 +483,57 @@ def test_lock_offline_with_find_links(matrix_dir: Path, wheels: Path) -> None:
     assert pin(*args, "--check", "--python-version", "3.11") == 1  # other inputs
 
 
+@pytest.mark.parametrize(
+    ("given", "value", "rule"),
+    [
+        ("", "2025-01-31T00:00:00Z", "upload of vllm 0.1.0 (2025-01-01T00:00:00Z) + 30 days"),
+        (
+            "default",
+            "2025-01-31T00:00:00Z",
+            "upload of vllm 0.1.0 (2025-01-01T00:00:00Z) + 30 days",
+        ),
+        ("2024-05-06", "2024-05-06T00:00:00Z", "--exclude-newer 2024-05-06"),
+        (
+            "2024-05-06T10:00:00+02:00",
+            "2024-05-06T08:00:00Z",
+            "--exclude-newer 2024-05-06T10:00:00+02:00",
+        ),
+        ("none", "", "--exclude-newer none"),
+    ],
+)
+def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -> None:
+    from vllm_pin.matrix import load_matrix
+    from vllm_pin.pin import lock_cutoff
+
+    cutoff = lock_cutoff(load_matrix(matrix_dir).release("0.1.0", distribution="vllm"), given)
+    assert (cutoff.value, cutoff.rule) == (value, rule)
+    assert cutoff.given == ("" if given in ("", "default") else given)
+
+
+def test_lock_cutoff_package_exceptions(matrix_dir: Path) -> None:
+    from vllm_pin.matrix import load_matrix
+    from vllm_pin.pin import lock_cutoff
+
+    release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")
+    cutoff = lock_cutoff(release, "", ["PyAirports=2025-10-01", "none"])
+    assert cutoff.packages == ("pyairports=2025-10-01T00:00:00Z",)
+    assert cutoff.describe().endswith("+ 30 days); except pyairports=2025-10-01T00:00:00Z")
+    assert lock_cutoff(release, "", ["none"]).packages == ()
+
+
+def test_lock_records_its_cutoff_and_check_sees_a_new_one(matrix_dir: Path, wheels: Path) -> None:
+    """find-links wheels (no upload time) survive any cutoff; the cutoff is a lock input."""
+    args = ["--vllm", "0.1.0", "-o", "r.txt", "--lock", "--no-index", "--find-links", str(wheels)]
+    assert pin(*args, "--exclude-newer", "2001-01-01") == 0
+    lock = Path("r.lock").read_text()
+    assert "# exclude-newer: 2001-01-01T00:00:00Z (--exclude-newer 2001-01-01)\n" in lock
+    assert "torch==2.0.0 \\" in lock
+    assert pin(*args, "--exclude-newer", "2001-01-01", "--check") == 0
+    assert pin(*args, "--check") == 1  # the default rule is another cutoff
+    exception = ["--exclude-newer-package", "torch=2002-01-01"]
+    assert pin(*args, "--exclude-newer", "2001-01-01", *exception, "--check") == 1
+
+
 def test_lock_failure_writes_nothing(
     matrix_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -496,6 +556,11 @@ def test_all_check_and_skipped(
     assert names == ["0.1", "0.10", "0.32-cpu", "SKIPPED.toml"]
     env = Path("envs/0.10/env.toml").read_text()
     assert 'release = "0.10.1.1"\n' in env and 'python-version = "3.12"\n' in env
+    assert 'exclude-newer = "2025-01-31T00:00:00Z"\n' in env
+    assert (
+        "# exclude-newer: 2025-01-31T00:00:00Z (upload of vllm 0.1.0 "
+        in Path("envs/0.1/requirements.lock").read_text()
+    )
     assert Path("envs/0.1/requirements.lock").is_file()  # resolvable from the tiny wheels
     skipped = Path("envs/SKIPPED.toml").read_text()
     entry = skipped.split('["0.10"]\n')[1].split("\n\n")[0]
@@ -505,12 +570,22 @@ def test_all_check_and_skipped(
     # same inputs, no --find-links: the failed lock is not retried, its reason stays
     assert pin("--all", "--index-url", "none", "--only", "0.10") == 0
     assert Path("envs/SKIPPED.toml").read_text() == skipped
+    assert pin("--all", "--index-url", "none", "--no-lock") == 0  # no lock tried: entry kept
+    assert Path("envs/SKIPPED.toml").read_text() == skipped
     assert not Path("envs/0.10/requirements.lock").exists()
     assert pin(*common, "--check") == 0
     # a changed lock input (another Python) makes the lock stale; sticky on regeneration
     assert pin(*common, "--only", "0.1", "--python-version", "3.10") == 0
     assert 'python-version = "3.10"' in Path("envs/0.1/env.toml").read_text()
     assert pin(*common, "--check") == 0
+    # so is a given --exclude-newer, until `default` returns to the rule
+    assert pin(*common, "--only", "0.1", "--exclude-newer", "none") == 0
+    assert 'exclude-newer = "none"' in Path("envs/0.1/env.toml").read_text()
+    assert pin(*common, "--only", "0.1") == 0
+    assert 'exclude-newer-rule = "--exclude-newer none"' in Path("envs/0.1/env.toml").read_text()
+    assert pin(*common, "--check") == 0
+    assert pin(*common, "--only", "0.1", "--exclude-newer", "default") == 0
+    assert 'exclude-newer = "2025-01-31T00:00:00Z"' in Path("envs/0.1/env.toml").read_text()
     Path("envs/0.1/requirements-vllm.txt").write_text("torch==2.2.0\n")
     assert pin(*common, "--check") == 1
     assert "stale: envs/0.1/requirements-vllm.txt" in capsys.readouterr().err

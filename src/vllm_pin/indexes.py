@@ -3,15 +3,17 @@
 uv does not read pip's configuration, so mirrors and local wheel directories (the torch ``+cpu``
 builds, for instance) must be passed explicitly. Options win over the environment variables
 ``VLLM_PIN_INDEX_URL``, ``VLLM_PIN_EXTRA_INDEX_URL`` and ``VLLM_PIN_FIND_LINKS``; the last two
-hold several entries separated by whitespace, as pip's own variables do.
+hold several entries separated by whitespace, as pip's own variables do. ``none`` means "no
+index at all" for the index URL (``--no-index``: find-links only, air-gapped) and "none of
+the defaults" for extra index URLs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,31 +22,45 @@ from vllm_pin.errors import VllmPinError
 ENV_INDEX_URL = "VLLM_PIN_INDEX_URL"
 ENV_EXTRA_INDEX_URL = "VLLM_PIN_EXTRA_INDEX_URL"
 ENV_FIND_LINKS = "VLLM_PIN_FIND_LINKS"
+NO_INDEX = "none"
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     """Package sources for uv; empty means uv's default (PyPI)."""
 
-    index_url: str = ""
+    index_url: str = ""  # "" = PyPI; NO_INDEX = no index at all, only find-links
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
 
-    def uv_args(self) -> list[str]:
-        """Arguments for ``uv pip install|sync|compile``, in a stable order."""
-        args: list[str] = []
-        if self.index_url:
-            args += ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        for link in self.find_links:
-            args += ["--find-links", link]
-        return args
-
     def lines(self) -> list[str]:
-        """The same as requirement-file option lines, which pip and uv both read."""
-        args = self.uv_args()
-        return [f"{flag} {value}" for flag, value in zip(args[::2], args[1::2])]
+        """Requirement-file option lines, which pip and uv both read, in a stable order."""
+        if self.index_url == NO_INDEX:
+            out = ["--no-index"]
+        else:
+            out = [f"--index-url {self.index_url}"] if self.index_url else []
+        out += [f"--extra-index-url {url}" for url in self.extra_index_urls]
+        return out + [f"--find-links {link}" for link in self.find_links]
+
+    def uv_args(self) -> list[str]:
+        """The same as arguments for ``uv pip install|sync|compile``."""
+        return [part for line in self.lines() for part in line.split(" ", 1)]
+
+    def written(self) -> IndexConfig:
+        """What belongs in a committed file: find-links are local paths that do not travel."""
+        return replace(self, find_links=())
+
+    def queried(self, stood_in_for: Iterable[str]) -> IndexConfig:
+        """What uv should query: while find-links are given they stand in for these indexes.
+
+        A wheel directory is the local copy of an index that may be unreachable here (the
+        PyTorch CPU index), so that index is written into the files but not queried.
+        """
+        if not self.find_links:
+            return self
+        dropped = set(stood_in_for)
+        kept = tuple(url for url in self.extra_index_urls if url not in dropped)
+        return replace(self, extra_index_urls=kept)
 
     def env(self) -> dict[str, str]:
         """The same configuration as environment variables, to hand to a child process."""
@@ -63,15 +79,24 @@ def index_config(
     extra_index_urls: Iterable[str] | None = None,
     find_links: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    default_extra_index_urls: Sequence[str] = (),
 ) -> IndexConfig:
-    """Merge options (``None`` = not given) over the environment and validate the result."""
+    """Merge options (``None`` = not given) over the environment and validate the result.
+
+    ``default_extra_index_urls`` (a variant's own index) apply when neither option nor
+    environment names extra indexes; ``none`` among them means none at all.
+    """
     env = os.environ if environ is None else environ
+    extra = _entries(extra_index_urls, env.get(ENV_EXTRA_INDEX_URL, ""))
     config = IndexConfig(
         index_url=(index_url if index_url is not None else env.get(ENV_INDEX_URL, "")).strip(),
-        extra_index_urls=_entries(extra_index_urls, env.get(ENV_EXTRA_INDEX_URL, "")),
+        extra_index_urls=tuple(
+            url for url in (extra or tuple(default_extra_index_urls)) if url != NO_INDEX
+        ),
         find_links=_entries(find_links, env.get(ENV_FIND_LINKS, "")),
     )
-    for url in filter(None, (config.index_url, *config.extra_index_urls)):
+    index = config.index_url if config.index_url != NO_INDEX else ""
+    for url in filter(None, (index, *config.extra_index_urls)):
         if urlparse(url).scheme not in ("http", "https", "file"):
             raise VllmPinError(
                 f"index URL {url!r} is not an http(s):// or file:// URL; "
@@ -89,13 +114,18 @@ def index_config(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --index-url/--extra-index-url/--find-links so every command spells them alike."""
     parser.add_argument(
-        "--index-url", default=None, help=f"package index (default: ${ENV_INDEX_URL} or PyPI)"
+        "--index-url",
+        default=None,
+        help=f"package index; 'none' for no index (default: ${ENV_INDEX_URL} or PyPI)",
+    )
+    parser.add_argument(
+        "--no-index", action="store_true", help="only --find-links (same as --index-url none)"
     )
     parser.add_argument(
         "--extra-index-url",
         action="append",
         default=None,
-        help=f"additional index, repeatable (default: ${ENV_EXTRA_INDEX_URL})",
+        help=f"additional index, repeatable; 'none' for none (default: ${ENV_EXTRA_INDEX_URL})",
     )
     parser.add_argument(
         "--find-links",
@@ -105,9 +135,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def from_args(args: argparse.Namespace) -> IndexConfig:
+def from_args(
+    args: argparse.Namespace, default_extra_index_urls: Sequence[str] = ()
+) -> IndexConfig:
     """The configuration from arguments added by :func:`add_arguments`, over the environment."""
-    return index_config(args.index_url, args.extra_index_url, args.find_links)
+    index_url = NO_INDEX if args.no_index else args.index_url
+    return index_config(
+        index_url,
+        args.extra_index_url,
+        args.find_links,
+        default_extra_index_urls=default_extra_index_urls,
+    )
 
 
 def _entries(given: Iterable[str] | None, from_env: str) -> tuple[str, ...]:

@@ -3,7 +3,9 @@
 uv resolves for a platform and Python it is told (``--python-platform``/``--python-version``)
 rather than the machine it runs on, so a lock for Linux x86_64 + CPython 3.12 can be made
 anywhere. uv does not read pip's configuration: every index and find-links source is passed
-explicitly. Network or resolver failures become one-line errors and nothing is written.
+explicitly (:class:`vllm_pin.indexes.IndexConfig`). ``--exclude-newer`` bounds what the
+resolver sees by upload time, so a lock of an old release is made from the packages of its
+day. Network or resolver failures become one-line errors and nothing is written.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_pin.errors import VllmPinError
+from vllm_pin.indexes import IndexConfig
 
 PYTORCH_INDEX_HINT = "download.pytorch.org"
-NO_INDEX = "none"  # `--index-url none`: no index at all, only --find-links (air-gapped)
 # uv's words for "the index could not be reached", as opposed to "no solution exists"
 _NETWORK_WORDS = (
     "Failed to fetch",
@@ -37,36 +39,6 @@ _NETWORK_WORDS = (
 
 class LockError(VllmPinError):
     """uv could not produce a lock (no solution, no network, no uv)."""
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where packages come from. Written into the files, and passed to uv when locking."""
-
-    index_url: str = ""  # "" = uv's and pip's default (PyPI); NO_INDEX = none at all
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-
-    def lines(self) -> list[str]:
-        """Requirement-file option lines that pip and uv both understand."""
-        if self.index_url == NO_INDEX:
-            out = ["--no-index"]
-        else:
-            out = [f"--index-url {self.index_url}"] if self.index_url else []
-        out += [f"--extra-index-url {url}" for url in self.extra_index_urls]
-        out += [f"--find-links {link}" for link in self.find_links]
-        return out
-
-    def uv_args(self) -> list[str]:
-        if self.index_url == NO_INDEX:
-            out = ["--no-index"]
-        else:
-            out = ["--index-url", self.index_url] if self.index_url else []
-        for url in self.extra_index_urls:
-            out += ["--extra-index-url", url]
-        for link in self.find_links:
-            out += ["--find-links", link]
-        return out
 
 
 @dataclass(frozen=True)
@@ -93,17 +65,23 @@ def find_uv() -> list[str]:
 def compile_lock(
     requirements: str,
     target: Target,
-    sources: Sources,
+    sources: IndexConfig,
     *,
     overrides: Sequence[str] = (),
+    exclude_newer: str = "",
+    exclude_newer_packages: Sequence[str] = (),
     timeout: float = 600.0,
     uv: Sequence[str] | None = None,
 ) -> str:
     """Resolve ``requirements`` (requirement-file text) to a hashed lock body.
 
     ``overrides`` are uv override lines (e.g. ``torchvision; sys_platform == "never"`` drops
-    a dependency a release declares). The returned text has uv's ``# via`` annotations and
-    no header: callers add their own so the file names the command that regenerates it.
+    a dependency a release declares). ``exclude_newer`` (an RFC 3339 time, "" = none)
+    hides index files uploaded after it, ``exclude_newer_packages`` (``name=time``) set
+    other cutoffs for single packages; wheels from find-links directories carry no upload
+    time and uv keeps them (measured with uv 0.13.9). The returned text has uv's ``# via``
+    annotations and no header: callers add their own so the file names the command that
+    regenerates it.
     """
     args = [
         "--generate-hashes",
@@ -113,6 +91,8 @@ def compile_lock(
         "--python-platform",
         target.python_platform,
         *sources.uv_args(),
+        *(["--exclude-newer", exclude_newer] if exclude_newer else []),
+        *(arg for p in exclude_newer_packages for arg in ("--exclude-newer-package", p)),
     ]
     with tempfile.TemporaryDirectory(prefix="vllm-pin-lock-") as tmp:
         req_file = Path(tmp) / "requirements.in"
@@ -129,7 +109,7 @@ def compile_lock(
 def check_together(
     requirements: Sequence[str],
     target: Target,
-    sources: Sources,
+    sources: IndexConfig,
     *,
     timeout: float = 60.0,
     uv: Sequence[str] | None = None,

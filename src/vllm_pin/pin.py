@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from vllm_pin import indexes
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.fsutil import atomic_write_text
-from vllm_pin.lock import NO_INDEX, LockError, Sources, Target, compile_lock
+from vllm_pin.indexes import IndexConfig
+from vllm_pin.lock import LockError, Target, compile_lock
 
 if TYPE_CHECKING:
     from vllm_pin.matrix import Matrix, Platform, Release, Resolution, Variant
@@ -37,11 +40,8 @@ SKIPPED_FILE = "SKIPPED.toml"
 MACHINES = ("x86_64", "aarch64")
 PYTHONS = ("3.13", "3.12", "3.11", "3.10", "3.9")  # the CPythons a default is picked from
 MIN_MANYLINUX = Version("2.28")
-ENV_INDEX, ENV_EXTRA, ENV_LINKS = (
-    "VLLM_PIN_INDEX_URL",
-    "VLLM_PIN_EXTRA_INDEX_URL",
-    "VLLM_PIN_FIND_LINKS",
-)
+EXCLUDE_NEWER_DAYS = 30  # a lock sees uploads up to this long after the release's own
+NO_CUTOFF, DEFAULT_CUTOFF = "none", "default"  # --exclude-newer words besides a date
 _NEVER = 'sys_platform == "never"'  # a uv override with this marker drops a package
 _EXTRA_RE = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 
@@ -71,7 +71,7 @@ class PinSet:
     pins: tuple[Pin, ...]  # installed lines
     optional: tuple[tuple[str, Pin], ...]  # (extra, pin): commented, installed only on request
     unpinned: tuple[Pin, ...]  # family members the release declares without a version
-    sources: Sources
+    sources: IndexConfig
 
     @property
     def release(self) -> Release:
@@ -132,7 +132,7 @@ def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: str
         pins=tuple(pins),
         optional=tuple(optional),
         unpinned=tuple(unpinned),
-        sources=Sources(extra_index_urls=(variant.index_url,) if variant.index_url else ()),
+        sources=IndexConfig(extra_index_urls=(variant.index_url,) if variant.index_url else ()),
     )
 
 
@@ -265,41 +265,22 @@ def _exact_version(req: Requirement) -> Version:
 
 # ---------------------------------------------------------------------------------------
 # sources
-def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[Sources, Sources]:
+def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[IndexConfig, IndexConfig]:
     """(sources written into the files, sources uv queries when locking).
 
     Options beat VLLM_PIN_* variables, which beat the variant's default index. A
     ``--find-links`` directory is a local copy of the variant's wheels: it is used for
     locking but not written (local paths do not travel), and while it is given the
-    variant's *default* index is written but not queried (it may be unreachable).
+    variant's own index is written but not queried (it may be unreachable).
     """
-    default = pinset.sources
-    index_url = args.index_url or os.environ.get(ENV_INDEX, "")
-    extra = _listed(args.extra_index_url, ENV_EXTRA)
-    links = tuple(_listed(args.find_links, ENV_LINKS) or ())
-    written = Sources(
-        index_url=index_url,
-        extra_index_urls=default.extra_index_urls if extra is None else extra,
-    )
-    queried_extra = () if links and extra is None else written.extra_index_urls
-    queried = Sources(written.index_url, queried_extra, links)
-    return written, queried
-
-
-def _listed(values: Sequence[str] | None, env_name: str) -> tuple[str, ...] | None:
-    """Option values, else the env var (space separated), else None; `none` means empty."""
-    items: Sequence[str] | None = values
-    if not items:
-        env = os.environ.get(env_name, "").split()
-        items = env or None
-    if items is None:
-        return None
-    return tuple(v for v in items if v != NO_INDEX)
+    default = pinset.sources.extra_index_urls
+    config = indexes.from_args(args, default_extra_index_urls=default)
+    return config.written(), config.queried(default)
 
 
 # ---------------------------------------------------------------------------------------
 # requirements-vllm.txt
-def render_requirements(pinset: PinSet, command: str, sources: Sources) -> str:
+def render_requirements(pinset: PinSet, command: str, sources: IndexConfig) -> str:
     """The requirements file: header, index lines, pins, then commented optional pins."""
     release = pinset.release
     lines = [
@@ -362,13 +343,87 @@ def explain(pinset: PinSet, m: Matrix) -> list[str]:
 # ---------------------------------------------------------------------------------------
 # locks
 @dataclass(frozen=True)
+class Cutoff:
+    """uv's ``--exclude-newer`` for a lock, and the rule that chose it."""
+
+    value: str  # RFC 3339 UTC time; "" = no cutoff
+    rule: str
+    packages: tuple[str, ...] = ()  # "name=time" exceptions (--exclude-newer-package)
+
+    def describe(self) -> str:
+        """The lock header's words: the cutoff, its rule and the per-package exceptions."""
+        text = f"{self.value or NO_CUTOFF} ({self.rule})"
+        return text + (f"; except {', '.join(self.packages)}" if self.packages else "")
+
+    @property
+    def given(self) -> str:
+        """The --exclude-newer value that chose it, or '' when the default rule did."""
+        return self.rule[len("--exclude-newer ") :] if self.rule.startswith("--") else ""
+
+
+def lock_cutoff(release: Release, given: str = "", packages: Sequence[str] = ()) -> Cutoff:
+    """The newest upload a lock may use: by default the release's upload time + 30 days.
+
+    Resolving today's index breaks old releases (vllm 0.10.1.1 would get transformers 5.x),
+    so a lock sees what existed when the release was current, plus a month of bug-fix
+    releases. ``given`` (``--exclude-newer DATE|none``) overrides the rule; ``default`` or
+    '' keeps it. Wheels from find-links carry no upload time and are never excluded.
+    ``packages`` (``NAME=DATE``, or ``none`` for no exceptions) move the cutoff of single
+    packages: pyairports, which outlines needs, was deleted and only re-uploaded in 2025.
+    """
+    exceptions = tuple(_package_cutoff(p) for p in packages if p != NO_CUTOFF)
+    if given == NO_CUTOFF:
+        return Cutoff("", f"--exclude-newer {NO_CUTOFF}", exceptions)
+    if given and given != DEFAULT_CUTOFF:
+        when = _rfc3339(_parse_time(given, "--exclude-newer"))
+        return Cutoff(when, f"--exclude-newer {given}", exceptions)
+    name = f"{release.distribution} {release.version}"
+    if not release.upload_time:
+        return Cutoff("", f"none: the matrix records no upload time of {name}", exceptions)
+    uploaded = _parse_time(release.upload_time, f"the upload time of {name}")
+    return Cutoff(
+        _rfc3339(uploaded + timedelta(days=EXCLUDE_NEWER_DAYS)),
+        f"upload of {name} ({release.upload_time}) + {EXCLUDE_NEWER_DAYS} days",
+        exceptions,
+    )
+
+
+def _package_cutoff(text: str) -> str:
+    """``NAME=DATE`` as uv's ``--exclude-newer-package`` wants it: canonical name, UTC time."""
+    name, sep, when = text.partition("=")
+    if not (sep and name.strip() and when.strip()):
+        raise VllmPinError(
+            f"--exclude-newer-package {text!r} is not NAME=DATE, e.g. pyairports=2025-10-01"
+        )
+    when = _rfc3339(_parse_time(when, f"--exclude-newer-package {name}="))
+    return f"{canonicalize_name(name.strip())}={when}"
+
+
+def _parse_time(text: str, what: str) -> datetime:
+    """A date or RFC 3339 time; one without a zone is UTC (reproducible on any machine)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise VllmPinError(
+            f"{what} {text!r} is not a date like 2025-09-19 or 2025-09-19T12:00:00Z "
+            f"(or '{NO_CUTOFF}' for no cutoff)"
+        ) from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
 class LockPlan:
     """What a lock is made from; its digest tells --check whether a lock is stale."""
 
     requirements: str  # the requirements-vllm.txt text
     target: Target
-    written: Sources
+    written: IndexConfig
     without: tuple[str, ...] = ()
+    cutoff: Cutoff = Cutoff("", "")
 
     @property
     def digest(self) -> str:
@@ -379,6 +434,8 @@ class LockPlan:
                 self.target.python_platform,
                 self.written.lines(),
                 sorted(self.without),
+                self.cutoff.value,
+                list(self.cutoff.packages),
             ]
         )
         return hashlib.sha256(data.encode()).hexdigest()
@@ -390,7 +447,7 @@ class LockPlan:
 def render_lock(
     plan: LockPlan,
     pinset: PinSet,
-    queried: Sources,
+    queried: IndexConfig,
     command: str,
     timeout: float,
 ) -> str:
@@ -400,6 +457,8 @@ def render_lock(
         plan.target,
         queried,
         overrides=plan.overrides(),
+        exclude_newer=plan.cutoff.value,
+        exclude_newer_packages=plan.cutoff.packages,
         timeout=timeout,
     )
     release = pinset.release
@@ -409,6 +468,7 @@ def render_lock(
         f"on {plan.target.python_platform}.",
         f"# Regenerate with: {command}",
         "# Install with: uv pip sync THIS_FILE  or  pip install --require-hashes -r THIS_FILE",
+        f"# exclude-newer: {plan.cutoff.describe()}",
     ]
     if plan.without:
         header.append(
@@ -416,7 +476,7 @@ def render_lock(
             f"{pinset.release.distribution} declares them."
         )
     # the sources uv really used, minus local paths: installs exactly what was hashed here
-    used = Sources(queried.index_url, queried.extra_index_urls)
+    used = queried.written()
     dropped = [u for u in plan.written.extra_index_urls if u not in used.extra_index_urls]
     if dropped:
         header.append(
@@ -431,7 +491,7 @@ def lock_for_pythons(
     pythons: Sequence[str],
     make_plan: Any,
     pinset: PinSet,
-    queried: Sources,
+    queried: IndexConfig,
     command: str,
     timeout: float,
 ) -> tuple[LockPlan, str]:
@@ -479,8 +539,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "  variant's index (cpu: https://download.pytorch.org/whl/cpu).\n"
         "  `--extra-index-url none` drops that; `--index-url none` means no index at all.\n"
         "  --find-links dirs are used to lock but never written into the files; while one\n"
-        "  is given, the variant's default index is written but not queried.\n"
-        "--all keeps each env's python-version, python-platform and without (env.toml).\n"
+        "  is given, the variant's own index is written but not queried.\n"
+        f"locks see uploads up to the release's upload time + {EXCLUDE_NEWER_DAYS} days (uv\n"
+        "  --exclude-newer; find-links wheels are never excluded); --exclude-newer overrides.\n"
+        "--all keeps each env's python-version, python-platform, without, a given\n"
+        "  --exclude-newer and --exclude-newer-package (env.toml); `--exclude-newer default`\n"
+        "  returns to the rule, `--exclude-newer-package none` drops the exceptions.\n"
         "exit: 0 ok, 1 stale (--check) or an undeclared pyproject clash, 2 bad input."
     )
     what = parser.add_argument_group("what to pin")
@@ -544,14 +608,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PKG",
         help="leave a declared dependency out of the lock (e.g. CUDA torchvision for cpu)",
     )
+    lk.add_argument(
+        "--exclude-newer",
+        default="",
+        metavar="DATE|none",
+        help=f"newest upload a lock may use (default: release upload + {EXCLUDE_NEWER_DAYS}d)",
+    )
+    lk.add_argument(
+        "--exclude-newer-package",
+        action="append",
+        default=[],
+        metavar="NAME=DATE",
+        help="another cutoff for one package (repeatable; 'none' clears them)",
+    )
     lk.add_argument("--timeout", type=float, default=600.0, help="seconds per uv run")
     lk.add_argument(
         "--offline", action="store_true", help="never run uv: no --lock, offline clash check"
     )
-    src = parser.add_argument_group("package sources")
-    src.add_argument("--index-url", default="", metavar="URL", help="replaces PyPI ('none')")
-    src.add_argument("--extra-index-url", action="append", metavar="URL", help="repeatable")
-    src.add_argument("--find-links", action="append", metavar="DIR", help="repeatable")
+    indexes.add_arguments(parser)
     env = parser.add_argument_group("envs/ (every series default and variant)")
     env.add_argument("--all", action="store_true", help="regenerate envs/<name>/ for every env")
     env.add_argument("--only", nargs="+", default=[], metavar="NAME", help="e.g. 0.10 0.32-cpu")
@@ -567,6 +641,11 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to the single-release path or to `--all`."""
     from vllm_pin.matrix import load_matrix
 
+    if args.exclude_newer not in ("", NO_CUTOFF, DEFAULT_CUTOFF):  # fail before any work
+        _parse_time(args.exclude_newer, "--exclude-newer")
+    for exception in args.exclude_newer_package:
+        if exception != NO_CUTOFF:
+            _package_cutoff(exception)
     m = load_matrix(args.matrix_dir)
     if args.all:
         return run_all(m, args)
@@ -586,6 +665,7 @@ def _run_one(m: Matrix, args: argparse.Namespace) -> int:
     pythons = python_candidates(pinset, m, args.python_version)
     platform = args.python_platform or default_platform(pinset.platform)
     target = Target(pythons[0], platform)
+    cutoff = lock_cutoff(resolution.release, args.exclude_newer, args.exclude_newer_package)
     # with --pyproject the extra is the output; a requirements file only when -o asks for it
     write_requirements = args.output is not None or not args.pyproject
     output = Path(args.output or DEFAULT_OUTPUT)
@@ -599,7 +679,7 @@ def _run_one(m: Matrix, args: argparse.Namespace) -> int:
     if args.check:
         stale: list[Path | str] = [output] if _differs(output, text) else []
         digests = {
-            LockPlan(text, Target(py, platform), written, tuple(args.without)).digest
+            LockPlan(text, Target(py, platform), written, tuple(args.without), cutoff).digest
             for py in pythons
         }
         if args.lock and not any(_lock_current(lock_path, d) for d in digests):
@@ -612,7 +692,7 @@ def _run_one(m: Matrix, args: argparse.Namespace) -> int:
             raise VllmPinError("--lock needs uv and a package index; drop --offline")
         plan, lock_text = lock_for_pythons(
             pythons,
-            lambda py: LockPlan(text, Target(py, platform), written, tuple(args.without)),
+            lambda py: LockPlan(text, Target(py, platform), written, tuple(args.without), cutoff),
             pinset,
             queried,
             command,
@@ -644,6 +724,8 @@ def _command(args: argparse.Namespace, output: Path) -> str:
         parts += ["--machine", args.machine]
     if args.allow_yanked:
         parts.append("--allow-yanked")
+    if args.no_index:
+        parts.append("--no-index")
     if args.index_url:
         parts += ["--index-url", args.index_url]
     for option, values in (
@@ -659,11 +741,14 @@ def _command(args: argparse.Namespace, output: Path) -> str:
             ("--lock-output", args.lock_output),
             ("--python-version", args.python_version),
             ("--python-platform", args.python_platform),
+            ("--exclude-newer", args.exclude_newer),
         ):
             if value:
                 parts += [option, value]
         for name in args.without:
             parts += ["--without", name]
+        for exception in args.exclude_newer_package:
+            parts += ["--exclude-newer-package", exception]
     return " ".join(parts)
 
 
@@ -722,7 +807,7 @@ class PyprojectEdit:
 
 
 def prepare_pyproject(
-    pinset: PinSet, target: Target, queried: Sources, args: argparse.Namespace
+    pinset: PinSet, target: Target, queried: IndexConfig, args: argparse.Namespace
 ) -> PyprojectEdit:
     """Edit the text in memory and find clashes with the project's other requirements."""
     from vllm_pin import pyproject_edit as pe
@@ -759,7 +844,7 @@ def find_clashes(
     groups: dict[str, list[Requirement]],
     env: dict[str, str],
     target: Target,
-    sources: Sources,
+    sources: IndexConfig,
     args: argparse.Namespace,
 ) -> tuple[list[Any], list[str]]:
     """Clashes found by resolving each shared package with uv (`--no-deps`, in parallel).
@@ -907,7 +992,7 @@ def run_all(m: Matrix, args: argparse.Namespace) -> int:
         stale_lock = directory / LOCK_NAME
         if result.skipped_what == "lock" and stale_lock.exists():
             stale_lock.unlink()
-    skipped = _merge_skipped(root, results, {n for n, _, _ in selected})
+    skipped = _merge_skipped(root, results, {n for n, _, _ in selected}, with_lock)
     atomic_write_text(root / SKIPPED_FILE, skipped)
     print(f"wrote {root}/ ({sum(1 for r in results if r.files)} envs, see {SKIPPED_FILE})")
     return 0
@@ -944,17 +1029,25 @@ def generate_env(
         or default_platform(pinset.platform)
     )
     without = tuple(sorted(args.without or recorded.get("without", [])))
+    try:
+        cutoff = lock_cutoff(
+            resolution.release,
+            args.exclude_newer or _recorded_cutoff(recorded),
+            args.exclude_newer_package or recorded.get("exclude-newer-package", []),
+        )
+    except VllmPinError as exc:
+        return EnvResult(name, skipped=str(exc), skipped_what="env")
     command = f"vllm-pin pin --all --only {name}"
     requirements = render_requirements(pinset, command, written)
     release = f"{resolution.release.distribution} {resolution.release.version}"
 
     def make_plan(python: str) -> LockPlan:
-        return LockPlan(requirements, Target(python, platform), written, without)
+        return LockPlan(requirements, Target(python, platform), written, without, cutoff)
 
     def result_for(plan: LockPlan, **kw: Any) -> EnvResult:
         files = {
             DEFAULT_OUTPUT: requirements,
-            ENV_FILE: render_env_toml(name, pinset, plan.target, without),
+            ENV_FILE: render_env_toml(name, pinset, plan.target, without, cutoff),
             **kw.pop("files", {}),
         }
         return EnvResult(name, files, release=release, lock_digest=plan.digest, **kw)
@@ -971,6 +1064,11 @@ def generate_env(
     try:
         plan, lock = lock_for_pythons(pythons, make_plan, pinset, queried, command, args.timeout)
     except VllmPinError as exc:
+        if lock_path.is_file() and _lock_current(lock_path, plan.digest):
+            # --relock where the index is unreachable (the cpu index without --find-links)
+            # must not throw away a lock that is still current
+            print(f"{name}: kept the current lock; re-locking failed: {exc}", file=sys.stderr)
+            return result_for(plan)
         return result_for(plan, skipped=str(exc), skipped_what="lock")
     return result_for(plan, files={LOCK_NAME: lock})
 
@@ -985,6 +1083,11 @@ def _sticky_pythons(pinset: PinSet, m: Matrix, requested: str, recorded: Any) ->
     return allowed
 
 
+def _recorded_cutoff(recorded: dict[str, Any]) -> str:
+    """The --exclude-newer an env was last given (sticky, like its python-version), or ''."""
+    return Cutoff("", str(recorded.get("exclude-newer-rule", ""))).given
+
+
 def _lock_current(path: Path, digest: str) -> bool:
     try:
         return lock_digest(path.read_text(encoding="utf-8")) == digest
@@ -992,7 +1095,9 @@ def _lock_current(path: Path, digest: str) -> bool:
         return False
 
 
-def render_env_toml(name: str, pinset: PinSet, target: Target, without: Sequence[str]) -> str:
+def render_env_toml(
+    name: str, pinset: PinSet, target: Target, without: Sequence[str], cutoff: Cutoff
+) -> str:
     """env.toml: what nox needs to list and build the env without re-resolving."""
     release = pinset.release
     fields: list[tuple[str, Any]] = [
@@ -1007,12 +1112,16 @@ def render_env_toml(name: str, pinset: PinSet, target: Target, without: Sequence
         ("python-platform", target.python_platform),
         ("requires-python", str(release.requires_python)),
         ("without", list(without)),
+        ("exclude-newer", cutoff.value or NO_CUTOFF),
+        ("exclude-newer-rule", cutoff.rule),
+        ("exclude-newer-package", list(cutoff.packages)),
         ("requirements", DEFAULT_OUTPUT),
         ("lock", LOCK_NAME),
     ]
     lines = [
         f"# Generated by `vllm-pin pin --all --only {name}`. DO NOT EDIT (python-version,",
-        "# python-platform and without are kept on regeneration; change them with the options).",
+        "# python-platform, without and a given --exclude-newer[-package] are kept on",
+        "# regeneration; change them with the options).",
     ]
     lines += [f"{key} = {_toml_value(value)}" for key, value in fields]
     return "\n".join(lines) + "\n"
@@ -1043,12 +1152,19 @@ def _read_env_toml(path: Path) -> dict[str, Any]:
     return _read_toml_file(path)
 
 
-def _merge_skipped(root: Path, results: Sequence[EnvResult], regenerated: set[str]) -> str:
-    """SKIPPED.toml: this run's skips, plus earlier entries of envs not regenerated now."""
+def _merge_skipped(
+    root: Path, results: Sequence[EnvResult], regenerated: set[str], locked: bool
+) -> str:
+    """SKIPPED.toml: this run's skips, plus earlier entries of envs not regenerated now.
+
+    A run without locks (--no-lock, --offline) keeps the earlier lock entries: it did not
+    try to lock, so it knows nothing new about why a lock is missing.
+    """
     entries = {
         name: entry
         for name, entry in _read_toml_file(root / SKIPPED_FILE).items()
-        if name not in regenerated and isinstance(entry, dict)
+        if isinstance(entry, dict)
+        and (name not in regenerated or (not locked and entry.get("what") == "lock"))
     }
     for result in results:
         if result.skipped:
