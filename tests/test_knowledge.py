@@ -118,6 +118,7 @@ SIGNATURE_LOGS = {
     "failed-to-infer-device": "failed-to-infer-device.log",
     "cuda-reinit-forked-subprocess": "cuda-reinit-forked-subprocess.log",
     "nvidia-driver-too-old": "nvidia-driver-too-old.log",
+    "flash-attn-full-cudagraph-0.20": "flash-attn-full-cudagraph-illegal-memory.log",
 }
 
 
