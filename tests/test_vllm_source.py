@@ -95,7 +95,7 @@ def test_attention_backends_at_each_historical_path(
     path: str, fixture: str, expected: set[str]
 ) -> None:
     files = {path: src(fixture)}
-    assert vllm_source.attention_backend_names(files) == expected
+    assert vllm_source.find_attention_backends(files)[0] == expected
     assert vllm_source.find_attention_backends(files)[1] == path
 
 
@@ -118,7 +118,7 @@ def test_attention_backends_absent() -> None:
 
 def test_cudagraph_modes() -> None:
     files = {"vllm/config/compilation.py": src("compilation_0_10")}
-    assert vllm_source.cudagraph_mode_names(files) == {
+    assert vllm_source.find_cudagraph_modes(files)[0] == {
         "NONE",
         "PIECEWISE",
         "FULL",
@@ -130,9 +130,9 @@ def test_cudagraph_modes() -> None:
         vllm_source.find_cudagraph_modes({"vllm/config.py": src("compilation_0_10")})[1]
         == "vllm/config.py"
     )
-    assert (
-        vllm_source.cudagraph_mode_names({"vllm/config.py": "class ModelConfig: pass\n"})
-        == frozenset()
+    assert vllm_source.find_cudagraph_modes({"vllm/config.py": "class ModelConfig: pass\n"}) == (
+        frozenset(),
+        "",
     )
 
 

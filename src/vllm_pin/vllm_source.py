@@ -203,19 +203,9 @@ def find_attention_backends(files: Mapping[str, str]) -> tuple[frozenset[str], s
     return _first_enum(files, BACKEND_PATHS, _BACKEND_CLASSES)
 
 
-def attention_backend_names(files: Mapping[str, str]) -> frozenset[str]:
-    """Names accepted as an attention backend (`VLLM_ATTENTION_BACKEND` / `attention_backend`)."""
-    return find_attention_backends(files)[0]
-
-
 def find_cudagraph_modes(files: Mapping[str, str]) -> tuple[frozenset[str], str]:
     """`CUDAGraphMode` members and their file; empty before the enum existed (< 0.10.1)."""
     return _first_enum(files, CUDAGRAPH_PATHS, ("CUDAGraphMode",))
-
-
-def cudagraph_mode_names(files: Mapping[str, str]) -> frozenset[str]:
-    """Values `compilation_config={"cudagraph_mode": ...}` accepts in this release."""
-    return find_cudagraph_modes(files)[0]
 
 
 def engine_arg_names(arg_utils_py: str) -> frozenset[str]:
