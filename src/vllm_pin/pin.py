@@ -150,6 +150,8 @@ def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
             f"curated torch {wanted} for {release.distribution} {release.version} contradicts "
             f"the release's own pin {pin.requirement}; fix curated.toml [cpu]"
         )
+    if cpu.source.startswith(pin.source):  # read from this very pin: nothing to add
+        return pin
     req = Requirement(f"torch=={wanted}")
     req.marker = pin.requirement.marker
     return Pin(req, f"{cpu.source}; declared {pin.requirement} ({pin.source})")
