@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from vllm_pin.cli import main
-from vllm_pin.pin import lock_digest
+from vllm_pin.lockfile import lock_digest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
@@ -266,6 +266,9 @@ def test_rules(matrix_dir: Path, request_: str, release: str, rule: str) -> None
         (["--vllm", "0.10.1.1", "--extra", "vllm"], "--pyproject and --extra go together"),
         (["--vllm", "nonsense"], "is not a version"),
         (["--variant", "rocm"], "unknown variant 'rocm'"),
+        (["--vllm", "0.10.1.1", "--python-version", "three"], "is not a version like 3.12"),
+        (["--vllm", "0.10.1.1", "--only", "0.10"], "--only selects envs of --all; add --all"),
+        (["--vllm", "0.10.1.1", "--lock", "--offline"], "drop --offline"),
         (["--vllm", "0.10.1.1", "--exclude-newer", "last week"], "is not a date like"),
         (["--vllm", "0.10.1.1", "--exclude-newer-package", "pyairports"], "is not NAME=DATE"),
         (["--all", "--exclude-newer", "soon"], "is not a date like"),
@@ -502,8 +505,8 @@ def test_lock_offline_with_find_links(matrix_dir: Path, wheels: Path) -> None:
     ],
 )
 def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -> None:
+    from vllm_pin.cutoff import lock_cutoff
     from vllm_pin.matrix import load_matrix
-    from vllm_pin.pin import lock_cutoff
 
     cutoff = lock_cutoff(load_matrix(matrix_dir).release("0.1.0", distribution="vllm"), given)
     assert (cutoff.value, cutoff.rule) == (value, rule)
@@ -511,14 +514,57 @@ def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -
 
 
 def test_lock_cutoff_package_exceptions(matrix_dir: Path) -> None:
+    from vllm_pin.cutoff import lock_cutoff
     from vllm_pin.matrix import load_matrix
-    from vllm_pin.pin import lock_cutoff
 
     release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")
     cutoff = lock_cutoff(release, "", ["PyAirports=2025-10-01", "none"])
     assert cutoff.packages == ("pyairports=2025-10-01T00:00:00Z",)
     assert cutoff.describe().endswith("+ 30 days); except pyairports=2025-10-01T00:00:00Z")
     assert lock_cutoff(release, "", ["none"]).packages == ()
+
+
+@pytest.mark.parametrize(
+    ("tags", "abi", "expected"),
+    [
+        (["cp38"], "abi3", ["3.13", "3.12", "3.11", "3.10", "3.9"]),  # abi3: this and newer
+        (["cp311"], "abi3", ["3.13", "3.12", "3.11"]),
+        (["cp311"], "cp311", ["3.11"]),  # a version-specific wheel: that CPython only
+        (["cp310", "cp312"], "none", ["3.12", "3.10"]),
+        (["py3"], "none", ["3.13", "3.12", "3.11", "3.10", "3.9"]),
+        (["cp314"], "cp314", []),
+    ],
+)
+def test_python_choices_follow_wheel_tags(
+    matrix_dir: Path, tags: list[str], abi: str, expected: list[str]
+) -> None:
+    from dataclasses import replace
+
+    from vllm_pin.matrix import load_matrix
+    from vllm_pin.pins import python_choices
+
+    release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")  # >=3.8
+    platform = replace(release.platform("x86_64"), python_tags=tuple(tags), abi_tag=abi)
+    assert python_choices(release, platform) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "digest"),
+    [
+        ("# Full hashed lock\n# input-sha256: abc123 \n--index-url x\n", "abc123"),
+        ("# Full hashed lock\nanyio==4.0\n", ""),
+        ("anyio==4.0\n# input-sha256: abc123\n", ""),  # only the header counts
+        ("", ""),
+    ],
+)
+def test_lock_digest_reads_the_header_only(tmp_path: Path, text: str, digest: str) -> None:
+    from vllm_pin.lockfile import lock_current
+
+    assert lock_digest(text) == digest
+    path = tmp_path / "requirements.lock"
+    path.write_text(text)
+    assert lock_current(path, "abc123") == (digest == "abc123")
+    assert not lock_current(tmp_path / "missing.lock", "")
 
 
 def test_lock_records_its_cutoff_and_check_sees_a_new_one(matrix_dir: Path, wheels: Path) -> None:

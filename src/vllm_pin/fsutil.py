@@ -1,10 +1,14 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Safe file writes: every output checked first, then each written atomically.
+
+A reader sees the old file or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from vllm_pin.errors import VllmPinError
@@ -52,3 +56,15 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def check_writable(paths: Iterable[Path]) -> None:
+    """Fail before writing anything if some output cannot be written."""
+    for path in paths:
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise VllmPinError(f"cannot write {path}: it is a directory; pass a file path")
+        if not parent.is_dir():
+            raise VllmPinError(f"cannot write {path}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise VllmPinError(f"cannot write {path}: permission denied; choose another path")

@@ -32,12 +32,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from vllm_pin import indexes
+from vllm_pin.envs_dir import ENV_FILE, env_names
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text
 from vllm_pin.lock import find_uv
+from vllm_pin.lockfile import LOCK_NAME as LOCK_FILE
 from vllm_pin.matrix import Matrix, default_matrix_dir, load_matrix
-from vllm_pin.pin import ENV_FILE, env_names, python_choices
-from vllm_pin.pin import LOCK_NAME as LOCK_FILE
+from vllm_pin.pins import python_choices
 
 if sys.version_info >= (3, 11):
     import tomllib
