@@ -14,14 +14,9 @@ from packaging.version import Version
 
 from vllm_pin.cli import main
 from vllm_pin.matrix import Matrix, load_matrix
-from vllm_pin.verify import (
-    Context,
-    Problem,
-    env_from_inspection,
-    nvidia_driver,
-    render,
-    run_checks,
-)
+from vllm_pin.verify import render, run_checks
+from vllm_pin.verify_checks import Context, nvidia_driver
+from vllm_pin.verify_env import Problem, env_from_inspection
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 MATRIX = FIXTURES / "matrix"
@@ -533,6 +528,9 @@ def test_requirements_mode_checks_env_vars_from_timeline(
         ("vllm>=0.10\n", [], "is not an exact pin"),
         ("torch==2.7.1\n", ["--vllm", "0.9.9"], "vllm 0.9.9 is not in the matrix"),
         ("vllm==0.10.1.1\n", ["--imports"], "--imports needs an installed environment"),
+        ("vllm==0.10.1.1\n", ["--python", "python3"], "use either --python"),
+        ("vllm==0.10.1.1\n", ["--python-version", "3"], "'3': use e.g. 3.11 or 3.11.9"),
+        ("-r missing.txt\n", [], "missing.txt: cannot read it (No such file or directory)"),
     ],
 )
 def test_requirements_mode_usage_errors(
@@ -558,6 +556,36 @@ def test_include_files_are_followed(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc, out, _ = run_cli(["--requirements", str(req), "--python-version", "3.11"], capsys)
     assert rc == 1
     assert "requires torch==2.7.1" in out
+
+
+@pytest.mark.parametrize(
+    ("drop", "args", "notes"),
+    [
+        ("", [], []),
+        (
+            "torchvision==0.22.1\n",
+            ["--without", "torchvision"],
+            ["torchvision==0.22.1 left out on purpose (--without)"],
+        ),
+    ],
+)
+def test_verbose_says_ok_and_prints_notes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    drop: str,
+    args: list[str],
+    notes: list[str],
+) -> None:
+    for name in [k for k in os.environ if k.startswith("VLLM_")]:
+        monkeypatch.delenv(name)
+    req = tmp_path / "req.txt"
+    req.write_text(GOOD_LOCK.replace(drop, ""), encoding="utf-8")
+    rc, out, err = run_cli(
+        ["--requirements", str(req), "--python-version", "3.11", "-v", *args], capsys
+    )
+    assert (rc, out) == (0, "")
+    assert err.splitlines() == [*(f"note: {n}" for n in notes), f"ok: vllm 0.10.1.1 in {req}"]
 
 
 def test_vllm_option_needs_requirements(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from vllm_pin import inspect_env
 from vllm_pin.cli import main
-from vllm_pin.verify import inspect_interpreter, run_import_check
+from vllm_pin.verify_env import inspect_interpreter
+from vllm_pin.verify_imports import run_import_check
 
 MATRIX = Path(__file__).parent / "fixtures" / "verify" / "matrix"
 
@@ -250,3 +251,59 @@ def test_import_check_missing_module(bare_venv: tuple[Path, Path]) -> None:
     python, _ = bare_venv
     result = run_import_check(str(python), "vllm", timeout=60)
     assert result["error"] == "ModuleNotFoundError: No module named 'vllm'"
+
+
+@pytest.mark.parametrize(
+    ("cuda_vision", "vllm_requires", "expected"),
+    [
+        (True, ("torch==2.7.1",), "mixed"),
+        (False, ("torch==2.7.1",), "pins"),
+        (False, ("numpy",), "generic"),
+    ],
+    ids=["cuda-torchvision", "cpu-torchvision", "no-torch-pin"],
+)
+def test_imports_option_explains_failures(
+    fake_torch_site: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    cuda_vision: bool,
+    vllm_requires: tuple[str, ...],
+    expected: str,
+) -> None:
+    """`--imports` end to end: a failed import says why, from what the static checks found."""
+    python, site = fake_torch_site
+    make_dist(site, "torch", "2.2.0", files={"torch/version.py": b"cuda = None\n"})
+    native = {"torchvision/_C.so": elf_with_needed("libc10_cuda.so")} if cuda_vision else {}
+    make_dist(site, "torchvision", "0.17.0", files=native)
+    make_dist(site, "vllm", "0.10.1.1", requires=vllm_requires)
+    rc = main(["verify", "--matrix", str(MATRIX), "--python", str(python), "--imports", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 1
+    pins = f"uv pip install --python {python} 'torch==2.7.1'"
+    rerun = "fix the problems reported above, then run verify --imports again"
+    fix = rerun if expected == "generic" else pins
+    other = {
+        "mixed": (
+            "CPU and CUDA builds are mixed (VP301 torchvision 0.17.0)",
+            "apply the fixes of VP301 torchvision 0.17.0 above",
+        ),
+        "pins": ("vLLM cannot start until this import works", pins),
+        "generic": ("vLLM cannot start until this import works", rerun),
+    }[expected]
+    found = {
+        p["subject"]: (p["what"], p["why"], p["fix"])
+        for p in report["problems"]
+        if p["code"] == "VP701"
+    }
+    assert found == {
+        "`import torch; torch._inductor.config`": (
+            "fails: AttributeError: module 'torch._inductor' has no attribute 'config'",
+            "vLLM does `import torch` then `torch._inductor.config.compile_threads = 1`; "
+            "torch 2.2.0 does not expose that attribute after a plain import",
+            fix,
+        ),
+        "`torchvision.ops.nms on a 1-box tensor`": (
+            "fails: RuntimeError: operator torchvision::nms does not exist",
+            *other,
+        ),
+        "`from vllm import LLM`": ("fails: ModuleNotFoundError: No module named 'vllm'", *other),
+    }
