@@ -17,8 +17,21 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from vllm_pin import gpu_sweep as g
 from vllm_pin.errors import VllmPinError
+from vllm_pin.gpu_consistency import check_consistency
+from vllm_pin.gpu_log import error_signature, exception_lines, selected_mode
+from vllm_pin.gpu_machine import gpu_info, gpu_slug, installed_vllm
+from vllm_pin.gpu_observation import build_observation, summary
+from vllm_pin.gpu_outcome import (
+    outcome_from_run,
+    requote_probe,
+    skip_reason,
+    skipped,
+    unlocks_dependents,
+)
+from vllm_pin.gpu_plan import Config, Knobs, knobs_from_entry, plan, release_knobs
+from vllm_pin.gpu_process import BASE_ENV, child_env
+from vllm_pin.gpu_work_dir import WorkDir
 from vllm_pin.observed import MODE_ORDER, Outcome, dump, load
 from vllm_pin.timeline import TimelineEntry, dumps
 
@@ -45,15 +58,15 @@ def entry(
     )
 
 
-def knobs(backends: set[str], **kw: frozenset[str]) -> g.Knobs:
-    return g.knobs_from_entry(entry(backends, **kw), "test")
+def knobs(backends: set[str], **kw: frozenset[str]) -> Knobs:
+    return knobs_from_entry(entry(backends, **kw), "test")
 
 
 # -- planning ------------------------------------------------------------------------------
 
 
 def test_plan_covers_every_backend_mode_batch_invariance_and_eager() -> None:
-    p = g.plan(knobs({"FLASH_ATTN", "FLEX_ATTENTION"}), ["FLASH_ATTN+FULL", "default+eager"] * 2)
+    p = plan(knobs({"FLASH_ATTN", "FLEX_ATTENTION"}), ["FLASH_ATTN+FULL", "default+eager"] * 2)
     assert [c.label for c in p.probes] == [
         "default",
         "default+eager",
@@ -78,8 +91,8 @@ def test_plan_covers_every_backend_mode_batch_invariance_and_eager() -> None:
 
 
 def test_plan_from_the_committed_timeline_for_0_20_0() -> None:
-    k = g.release_knobs(Version("0.20.0"), ROOT / "matrix" / "timeline.toml", None)
-    p = g.plan(k)
+    k = release_knobs(Version("0.20.0"), ROOT / "matrix" / "timeline.toml", None)
+    p = plan(k)
     assert len(k.backends) == 25 and k.modes == MODE_ORDER
     assert len(p.all()) == 3 + 25 * (1 + 6)  # probe + 5 modes + batch invariance
     assert not k.backend_env and k.batch_invariant and k.kv_cache_bytes
@@ -92,7 +105,7 @@ def test_old_release_takes_the_backend_from_the_environment_and_has_no_batch_inv
         engine_args=frozenset(),
         modes=frozenset(),
     )
-    p = g.plan(k)
+    p = plan(k)
     assert [c.label for c in p.all()] == ["default", "default+eager", "XFORMERS"]
     x = p.probes[-1]
     assert k.env(x) == {"VLLM_ATTENTION_BACKEND": "XFORMERS"}
@@ -101,13 +114,13 @@ def test_old_release_takes_the_backend_from_the_environment_and_has_no_batch_inv
 
 def test_new_release_takes_backend_and_mode_as_engine_arguments() -> None:
     k = knobs({"FLEX_ATTENTION"})
-    c = g.Config("FLEX_ATTENTION", "FULL", batch_invariant=True)
+    c = Config("FLEX_ATTENTION", "FULL", batch_invariant=True)
     assert k.llm_kwargs(c, {}) == {
         "attention_backend": "FLEX_ATTENTION",
         "compilation_config": {"cudagraph_mode": "FULL"},
     }
     assert k.env(c) == {"VLLM_BATCH_INVARIANT": "1"}
-    assert k.llm_kwargs(g.Config(enforce_eager=True), {}) == {"enforce_eager": True}
+    assert k.llm_kwargs(Config(enforce_eager=True), {}) == {"enforce_eager": True}
 
 
 @pytest.mark.parametrize(
@@ -123,12 +136,62 @@ def test_new_release_takes_backend_and_mode_as_engine_arguments() -> None:
 def test_releases_that_cannot_be_swept_are_refused(kw: dict[str, object], message: str) -> None:
     backends = kw.pop("backends")
     with pytest.raises(VllmPinError, match=message):
-        g.knobs_from_entry(entry(backends, **kw), "test")  # type: ignore[arg-type]
+        knobs_from_entry(entry(backends, **kw), "test")  # type: ignore[arg-type]
 
 
 def test_repeat_of_an_unknown_configuration_is_refused() -> None:
     with pytest.raises(VllmPinError, match="--repeat FLASH_ATTN\\+FUL: no such configuration"):
-        g.plan(knobs({"FLASH_ATTN"}), ["FLASH_ATTN+FUL"])
+        plan(knobs({"FLASH_ATTN"}), ["FLASH_ATTN+FUL"])
+
+
+def test_only_keeps_the_named_configurations_in_plan_order() -> None:
+    p = plan(knobs({"FLASH_ATTN", "FLEX_ATTENTION"}), ["FLASH_ATTN+FULL"])
+    kept = p.only(["FLASH_ATTN+FULL", "default", "FLASH_ATTN"])
+    assert [c.label for c in kept.all()] == [
+        "default",
+        "FLASH_ATTN",
+        "FLASH_ATTN+FULL",
+        "FLASH_ATTN+FULL#2",
+    ]
+    assert kept.dependents["FLEX_ATTENTION"] == ()
+    with pytest.raises(VllmPinError, match=r"--only \['NOPE'\]: no such configuration"):
+        p.only(["default", "NOPE"])
+
+
+def test_knobs_from_the_installed_source_when_the_timeline_has_no_entry(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    registry = site / "vllm" / "v1" / "attention" / "backends" / "registry.py"
+    registry.parent.mkdir(parents=True)
+    registry.write_text("class AttentionBackendEnum(Enum):\n    FLASH_ATTN = 'x'\n")
+    (site / "vllm" / "envs.py").write_text(
+        "environment_variables = {'VLLM_ATTENTION_BACKEND': lambda: None}\n"
+    )
+    with pytest.raises(VllmPinError, match=r"none\.toml has no entry for vllm 0\.20\.0"):
+        release_knobs(Version("0.20.0"), tmp_path / "none.toml", None)
+    k = release_knobs(Version("0.20.0"), tmp_path / "none.toml", site / "vllm")
+    assert (k.backends, k.modes, k.backend_env, k.batch_invariant) == (
+        ("FLASH_ATTN",),
+        (),
+        True,
+        False,
+    )
+    assert k.source == "installed vllm 0.20.0 source (vllm/v1/attention/backends/registry.py)"
+    stand_in = FIXTURES / "fake_site" / "vllm"  # no source files: nothing to sweep
+    with pytest.raises(VllmPinError, match=r"source \(none\) lists no attention backends"):
+        release_knobs(Version("0.20.0"), tmp_path / "none.toml", stand_in)
+
+
+def test_gpu_and_vllm_are_read_without_importing_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(FIXTURES / "bin"))
+    assert gpu_info() == ("NVIDIA H100 80GB HBM3", "580.159.04", "9.0")
+    monkeypatch.setenv("PATH", str(FIXTURES))  # no nvidia-smi there
+    with pytest.raises(VllmPinError, match="the sweep needs an NVIDIA GPU"):
+        gpu_info()
+    with pytest.raises(VllmPinError, match="vllm is not installed in this interpreter"):
+        installed_vllm()
+    monkeypatch.syspath_prepend(str(FIXTURES / "fake_site"))
+    assert installed_vllm() == (Version("0.20.0"), FIXTURES / "fake_site" / "vllm")
+    assert "vllm" not in sys.modules
 
 
 @pytest.mark.parametrize(
@@ -143,7 +206,7 @@ def test_repeat_of_an_unknown_configuration_is_refused() -> None:
     ],
 )
 def test_gpu_slug(name: str, slug: str) -> None:
-    assert g.gpu_slug(name) == slug
+    assert gpu_slug(name) == slug
 
 
 # -- reading real H200 logs ----------------------------------------------------------------
@@ -192,35 +255,33 @@ def test_error_signature_is_the_engine_root_cause_not_the_wrapper(
     stem: str, signature: str
 ) -> None:
     text = log(stem) + "\n" + str(raw(stem).get("traceback", ""))
-    assert g.exception_lines(text)[-1] != signature  # the last one raised only wraps it
-    assert g.error_signature(text) == signature
+    assert exception_lines(text)[-1] != signature  # the last one raised only wraps it
+    assert error_signature(text) == signature
 
 
 def test_exception_lines_keep_frame_indentation_under_engine_prefixes() -> None:
-    lines = g.exception_lines(log("FLEX_ATTENTION_batch-invariant"))
+    lines = exception_lines(log("FLEX_ATTENTION_batch-invariant"))
     assert lines and not any(x.startswith("File ") for x in lines)
 
 
 def test_error_signature_without_traceback_uses_the_fallback() -> None:
-    assert g.error_signature("INFO nothing went wrong here\n", "exit status 1") == "exit status 1"
-    assert g.error_signature("Traceback (most recent call last):\n  x\n" + "E" * 900).endswith(
-        "..."
-    )
+    assert error_signature("INFO nothing went wrong here\n", "exit status 1") == "exit status 1"
+    assert error_signature("Traceback (most recent call last):\n  x\n" + "E" * 900).endswith("...")
 
 
 def test_mode_lowered_by_the_engine_is_read_from_its_log() -> None:
-    mode, note = g.selected_mode(log("TREE_ATTN"), "FULL_AND_PIECEWISE")
+    mode, note = selected_mode(log("TREE_ATTN"), "FULL_AND_PIECEWISE")
     assert mode == "PIECEWISE"
     assert "TreeAttentionBackend" in note and note.endswith("attention is compiled piecewise")
-    assert g.selected_mode(log("default"), "CUDAGraphMode.FULL_AND_PIECEWISE") == (
+    assert selected_mode(log("default"), "CUDAGraphMode.FULL_AND_PIECEWISE") == (
         "FULL_AND_PIECEWISE",
         "",
     )
 
 
 def test_outcome_of_a_recorded_run() -> None:
-    ok = g.outcome_from_run(
-        g.Config(), log("default"), raw("default"), returncode=0, wall_s=45.61, timeout_s=240
+    ok = outcome_from_run(
+        Config(), log("default"), raw("default"), returncode=0, wall_s=45.61, timeout_s=240
     )
     assert (ok.status, ok.selected_backend, ok.selected_mode) == (
         "ok",
@@ -229,8 +290,8 @@ def test_outcome_of_a_recorded_run() -> None:
     )
     assert ok.token_ids == ((28, 28, 9, 9, 9, 9, 9, 9), (34, 7, 34, 7, 34, 7, 37, 58))
     assert ok.wall_s == 45.6 and ok.engine_start_s > 0
-    flex = g.Config("FLEX_ATTENTION", batch_invariant=True)
-    bad = g.outcome_from_run(
+    flex = Config("FLEX_ATTENTION", batch_invariant=True)
+    bad = outcome_from_run(
         flex,
         log("FLEX_ATTENTION_batch-invariant"),
         raw("FLEX_ATTENTION_batch-invariant"),
@@ -240,17 +301,44 @@ def test_outcome_of_a_recorded_run() -> None:
     )
     assert bad.status == "error" and "batch invariance not supported" in bad.error
     assert bad.token_ids == () and bad.selected_mode == ""
-    hung = g.outcome_from_run(flex, "", None, returncode=None, wall_s=240, timeout_s=240)
+    hung = outcome_from_run(flex, "", None, returncode=None, wall_s=240, timeout_s=240)
     assert (hung.status, hung.error) == ("timeout", "timeout after 240 s")
-    killed = g.outcome_from_run(flex, "", None, returncode=-9, wall_s=1, timeout_s=240)
+    killed = outcome_from_run(flex, "", None, returncode=-9, wall_s=1, timeout_s=240)
     assert killed.error == "killed by signal SIGKILL, no traceback"
 
 
 def test_dependents_run_after_cudagraph_errors_only() -> None:
-    probe = g.skipped(g.Config("X"), "")
-    assert not g.unlocks_dependents(replace(probe, status="error", error="ValueError: non-MLA"))
-    assert g.unlocks_dependents(replace(probe, status="error", error="CUDAGraphMode.FULL is not"))
-    assert g.unlocks_dependents(replace(probe, status="ok"))
+    probe = skipped(Config("X"), "")
+    assert not unlocks_dependents(replace(probe, status="error", error="ValueError: non-MLA"))
+    assert unlocks_dependents(replace(probe, status="error", error="CUDAGraphMode.FULL is not"))
+    assert unlocks_dependents(replace(probe, status="ok"))
+
+
+def test_skip_reasons_quote_the_probe_as_it_reads_now() -> None:
+    probe = replace(skipped(Config("X"), ""), status="error", error="ValueError: new")
+    stale = skipped(Config("X", "FULL"), "not run: X failed: RuntimeError: old wrapper")
+    assert (
+        requote_probe(stale, probe).error
+        == skip_reason(probe)
+        == ("not run: X failed: ValueError: new")
+    )
+    budget = skipped(Config("X", "FULL"), "not started: the sweep's --budget ran out")
+    assert requote_probe(budget, probe) == budget
+    assert requote_probe(stale, None) == stale
+
+
+def test_work_dir_keeps_outcomes_under_file_safe_names(tmp_path: Path) -> None:
+    work = WorkDir(tmp_path)
+    work.make()
+    done = replace(skipped(Config("FLASH_ATTN", "FULL", run=2), ""), status="ok", token_ids=A)
+    work.save(done)
+    assert work.result(done.label) == tmp_path / "results" / "FLASH_ATTN_FULL_2.json"
+    assert work.load("FLASH_ATTN+FULL#2") == done
+    assert work.load("FLASH_ATTN+FULL") is None  # never recorded
+    work.result("default").write_text("{not json")
+    assert work.load("default") is None
+    work.result("default+eager").write_text('{"config": "default+eager"}')
+    assert work.load("default+eager") is None  # a record from another version's fields
 
 
 # -- consistency ---------------------------------------------------------------------------
@@ -260,7 +348,7 @@ B = ((1, 9), (3, 4))
 
 
 def ran(backend: str, mode: str, ids: tuple[tuple[int, ...], ...], run: int = 1) -> Outcome:
-    base = g.skipped(g.Config(backend, mode, run=run), "")
+    base = skipped(Config(backend, mode, run=run), "")
     return replace(base, status="ok", error="", token_ids=ids)
 
 
@@ -270,9 +358,9 @@ def test_consistency_flags_divergent_and_nondeterministic_configs() -> None:
         ran("FLASH_ATTN", "FULL", B),
         ran("FLASH_ATTN", "FULL", A, run=2),
         ran("TRITON_ATTN", "FULL", A),
-        g.skipped(g.Config("FLASHMLA"), "not run"),
+        skipped(Config("FLASHMLA"), "not run"),
     ]
-    c = g.check_consistency(outcomes)
+    c = check_consistency(outcomes)
     assert c.reference == "default" and c.token_ids == A
     assert c.diverge == ("FLASH_ATTN+FULL",)
     assert c.agree == ("FLASH_ATTN+FULL#2", "TRITON_ATTN+FULL", "default")
@@ -280,14 +368,14 @@ def test_consistency_flags_divergent_and_nondeterministic_configs() -> None:
 
 
 def test_consistency_without_the_default_takes_the_most_common_ids() -> None:
-    c = g.check_consistency([ran("X", "", B), ran("Y", "", A), ran("Z", "", A)])
+    c = check_consistency([ran("X", "", B), ran("Y", "", A), ran("Z", "", A)])
     assert (c.reference, c.diverge) == ("Y", ("X",))
-    assert g.check_consistency([g.skipped(g.Config(), "x")]).reference == ""
+    assert check_consistency([skipped(Config(), "x")]).reference == ""
 
 
 def test_recorded_h200_sweep_rebuilds_the_committed_observation_byte_for_byte() -> None:
-    meta, outcomes = g.read_work_dir(WORK)
-    obs = g.build_observation(meta, outcomes)
+    meta, outcomes = WorkDir(WORK).read()
+    obs = build_observation(meta, outcomes)
     committed = ROOT / "matrix" / "observed" / "0.20.0-h200.toml"
     assert dump(obs) == committed.read_text(encoding="utf-8")
     c = load(committed).consistency
@@ -297,9 +385,22 @@ def test_recorded_h200_sweep_rebuilds_the_committed_observation_byte_for_byte() 
     assert "FLASH_ATTN+FULL_DECODE_ONLY" in c.agree and "FLEX_ATTENTION+FULL" in c.agree
 
 
+def test_summary_counts_statuses_and_groups_failures_by_signature() -> None:
+    meta, outcomes = WorkDir(WORK).read()
+    lines = summary(build_observation(meta, outcomes))
+    assert lines[:3] == [
+        "gpu-sweep: vllm 0.20.0 on NVIDIA H200: 24 error, 35 ok, 120 skipped",
+        "gpu-sweep: reference default token ids "
+        "[[28, 28, 9, 9, 9, 9, 9, 9], [34, 7, 34, 7, 34, 7, 37, 58]]",
+        "gpu-sweep: 33 agree; diverging: FLASH_ATTN+FULL, FLASH_ATTN+FULL#2",
+    ]
+    counts = [int(x.split(" x ")[0].split()[-1]) for x in lines[3:]]
+    assert sum(counts) == 24 and counts == sorted(counts, reverse=True)
+
+
 def test_read_work_dir_refuses_a_directory_that_is_no_sweep(tmp_path: Path) -> None:
     with pytest.raises(VllmPinError, match=r"meta\.json is missing"):
-        g.read_work_dir(tmp_path)
+        WorkDir(tmp_path).read()
 
 
 # -- orchestration, with a stand-in vllm ---------------------------------------------------
@@ -343,6 +444,16 @@ def sweep(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_child_env_drops_the_callers_vllm_settings(tmp_path: Path) -> None:
+    parent = {"PATH": "/bin", "VLLM_ATTENTION_BACKEND": "XFORMERS", "PYTHONPATH": "/elsewhere"}
+    env = child_env(parent, {"VLLM_BATCH_INVARIANT": "1"}, tmp_path / "cache")
+    assert "VLLM_ATTENTION_BACKEND" not in env
+    assert env["PYTHONPATH"] == os.pathsep.join([str(ROOT / "src"), "/elsewhere"])
+    assert env["VLLM_CACHE_ROOT"] == str(tmp_path / "cache")
+    assert env["VLLM_BATCH_INVARIANT"] == "1" and env["PATH"] == "/bin"
+    assert BASE_ENV.items() <= env.items()
 
 
 def test_sweep_runs_isolates_times_out_and_resumes(tmp_path: Path) -> None:
