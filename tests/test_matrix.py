@@ -129,7 +129,7 @@ def test_unknown_variant_lists_choices(matrix: Matrix) -> None:
         ("releases.toml", 'min-glibc = "2.5"', 'min-glibc = "two"', "not a valid version"),
         ("releases.toml", "size = 414400912", 'size = "big"', "'size' must be a int"),
         ("releases.toml", '"torch==2.7.1",\n', '"torch==>2.7.1",\n', "not a valid requirement"),
-        ("releases.toml", 'status = "sdist-only"', 'status = "egg"', "status must be"),
+        ("releases.toml", 'status = "sdist-only"', 'status = "egg"', "'status' must be one of"),
         ("curated.toml", 'default = "0.10.1.1"', 'default = "0.10.9"', "not a known vllm release"),
         ("curated.toml", 'reason = "test default"', "", "'reason' must be a str"),
         ("curated.toml", "[series.", "[series.\n", "not valid TOML"),

@@ -202,8 +202,14 @@ def test_a_corrupt_cache_entry_is_reparsed_and_rewritten(tmp_path: Path, corrupt
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[vllm."not-a-version"]\nenv-vars = []\n', "not a version"),
-        ('[vllm."0.1.0"]\nenv-vars = "VLLM_X"\n', "expected a list of strings"),
+        (
+            '[vllm."not-a-version"]\nenv-vars = []\n',
+            r"\[vllm\.not-a-version\]: 'not-a-version' is not a valid version",
+        ),
+        (
+            '[vllm."0.1.0"]\nenv-vars = "VLLM_X"\n',
+            r"""timeline\.toml \[vllm\."0\.1\.0"\]: field 'env-vars' must be a list of strings""",
+        ),
         ("[vllm\n", "cannot read"),
     ],
 )

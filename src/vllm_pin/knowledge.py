@@ -9,21 +9,16 @@ against the per-release timeline that refresh reads out of the wheels.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError
 from vllm_pin.timeline import KINDS, KNOBS, TimelineEntry
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    pass
+from vllm_pin.tomlfields import Fields
 
 
 @dataclass(frozen=True)
@@ -135,52 +130,10 @@ class Knowledge:
 # -- parsing ------------------------------------------------------------------------------
 
 
-class _Entry:
-    """Typed access to one table, with errors that name the entry."""
-
-    def __init__(self, table: str, index: int, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            raise MatrixError(f"curated.toml [[{table}]] #{index + 1}: expected a table")
-        self.raw: dict[str, Any] = raw
-        ident = raw.get("id") or raw.get("knob") or f"#{index + 1}"
-        self.where = f"curated.toml [[{table}]] {ident}"
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.raw.get(key, default)
-        if not isinstance(value, str) or (default is None and not value.strip()):
-            raise MatrixError(f"{self.where}: `{key}` must be a non-empty string")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MatrixError(f"{self.where}: `{key}` must be a list of strings")
-        return tuple(value)
-
-    def spec(self, key: str, required: bool = True) -> SpecifierSet | None:
-        if key not in self.raw and not required:
-            return None
-        text = self.text(key, "")
-        try:
-            return SpecifierSet(text)
-        except InvalidSpecifier:
-            raise MatrixError(
-                f"{self.where}: `{key}` = {text!r} is not a version specifier "
-                '(write e.g. ">=0.10.1,<0.20")'
-            ) from None
-
-    def regex(self, key: str) -> re.Pattern[str]:
-        text = self.text(key)
-        try:
-            return re.compile(text)
-        except re.error as exc:
-            raise MatrixError(f"{self.where}: `{key}` is not a valid regex ({exc})") from None
-
-
-def _spec(entry: _Entry, key: str) -> SpecifierSet:
-    spec = entry.spec(key)
-    assert spec is not None  # required=True never returns None
-    return spec
+def _entry(table: str, index: int, raw: object) -> Fields:
+    """One ``[[table]]`` entry, named in errors by its curated ``id`` (or ``knob``), else #N."""
+    ident = (raw.get("id") or raw.get("knob")) if isinstance(raw, dict) else None
+    return Fields("curated.toml", raw, f"[[{table}]] {ident or f'#{index + 1}'}")
 
 
 def parse_known_issues(raw: Sequence[Any]) -> list[KnownIssue]:
@@ -188,45 +141,41 @@ def parse_known_issues(raw: Sequence[Any]) -> list[KnownIssue]:
     issues: list[KnownIssue] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
-        entry = _Entry("known-issues", index, item)
+        entry = _entry("known-issues", index, item)
         issue_id = entry.text("id")
         if issue_id in seen:
-            raise MatrixError(f"{entry.where}: duplicate id")
+            raise entry.fail("duplicate id")
         seen.add(issue_id)
-        fixes_raw = entry.raw.get("fixes", [])
-        if not isinstance(fixes_raw, list) or not fixes_raw:
-            raise MatrixError(f"{entry.where}: needs at least one [[known-issues.fixes]]")
+        fixes_raw = entry.opt("fixes", list, [])
+        if not fixes_raw:
+            raise entry.fail("needs at least one [[known-issues.fixes]]")
         fixes = []
         for n, fix_raw in enumerate(fixes_raw):
-            fe = _Entry(f"known-issues.fixes of {issue_id}", n, fix_raw)
-            fixes.append(Fix(vllm=_spec(fe, "vllm"), fix=fe.text("fix"), why=fe.text("why", "")))
+            fe = _entry(f"known-issues.fixes of {issue_id}", n, fix_raw)
+            fixes.append(Fix(fe.specifier("vllm"), fe.text("fix"), fe.opt("why", str, "")))
         issues.append(
             KnownIssue(
                 id=issue_id,
                 signature=entry.regex("signature"),
-                vllm=_spec(entry, "vllm"),
-                torch=entry.spec("torch", required=False),
+                vllm=entry.specifier("vllm"),
+                torch=entry.specifier("torch") if "torch" in entry else None,
                 cause=entry.text("cause"),
                 source=entry.text("source"),
                 reason=entry.text("reason"),
                 fixes=tuple(fixes),
-                facts=entry.strings("facts"),
-                evidence=_parse_evidence(entry.raw.get("evidence", []), issue_id),
+                facts=entry.strings("facts", required=False),
+                evidence=_parse_evidence(entry, issue_id),
             )
         )
     return issues
 
 
-def _parse_evidence(raw: Any, issue_id: str) -> tuple[Evidence, ...]:
-    if not isinstance(raw, list):
-        raise MatrixError(f"curated.toml known-issues {issue_id}: evidence must be an array")
+def _parse_evidence(issue: Fields, issue_id: str) -> tuple[Evidence, ...]:
     out = []
-    for n, item in enumerate(raw):
-        e = _Entry(f"known-issues.evidence of {issue_id}", n, item)
-        invariant = e.raw.get("batch-invariant")
-        if invariant is not None and not isinstance(invariant, bool):
-            raise MatrixError(f"{e.where}: batch-invariant must be true or false")
-        out.append(Evidence(e.text("backend"), e.text("mode", "") or None, invariant))
+    for n, item in enumerate(issue.opt("evidence", list, [])):
+        e = _entry(f"known-issues.evidence of {issue_id}", n, item)
+        invariant = e.get("batch-invariant", bool) if "batch-invariant" in e else None
+        out.append(Evidence(e.text("backend"), e.opt("mode", str, "") or None, invariant))
     return tuple(out)
 
 
@@ -234,18 +183,18 @@ def parse_config_facts(raw: Sequence[Any]) -> list[ConfigFact]:
     """Typed `[[config-facts]]`."""
     out = []
     for index, item in enumerate(raw):
-        e = _Entry("config-facts", index, item)
+        e = _entry("config-facts", index, item)
         out.append(
             ConfigFact(
                 id=e.text("id"),
-                vllm=_spec(e, "vllm"),
+                vllm=e.specifier("vllm"),
                 fact=e.text("fact"),
                 source=e.text("source"),
                 reason=e.text("reason"),
-                env_vars=frozenset(e.strings("env-vars")),
-                unsupported=frozenset(e.strings("unsupported")),
-                backends=e.strings("backends"),
-                architectures=e.strings("architectures"),
+                env_vars=frozenset(e.strings("env-vars", required=False)),
+                unsupported=frozenset(e.strings("unsupported", required=False)),
+                backends=e.strings("backends", required=False),
+                architectures=e.strings("architectures", required=False),
             )
         )
     return out
@@ -255,11 +204,11 @@ def parse_replacements(raw: Sequence[Any]) -> list[Replacement]:
     """Typed `[[knob-replacements]]`."""
     out = []
     for index, item in enumerate(raw):
-        e = _Entry("knob-replacements", index, item)
+        e = _entry("knob-replacements", index, item)
         out.append(
             Replacement(
                 knob=e.text("knob"),
-                vllm=_spec(e, "vllm"),
+                vllm=e.specifier("vllm"),
                 instead=e.text("instead"),
                 source=e.text("source"),
                 reason=e.text("reason"),

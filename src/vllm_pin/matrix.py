@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
+from vllm_pin.tomlfields import Fields, table_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,13 +63,13 @@ class Platform:
     metadata_source: str
     requires_python: SpecifierSet
     pins: tuple[Requirement, ...]
-    raw_requires_dist: tuple[str, ...]
+    table: Fields = field(compare=False, repr=False)  # for what is parsed on first use
     source: str
 
     @cached_property
     def requires_dist(self) -> tuple[Requirement, ...]:
         """Every Requires-Dist line, parsed on first use (the loader stays fast)."""
-        return parse_requirements(self.raw_requires_dist, self.source)
+        return self.table.requirements("requires-dist", required=False)
 
     def pin(self, name: str) -> Requirement | None:
         """The torch-family requirement on ``name``, or None when the release has none."""
@@ -171,110 +172,60 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise MatrixError(f"{path} is not valid TOML ({exc}); restore it from git") from None
 
 
-class _Reader:
-    """Typed field access with errors that name the file and table."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def where(self, *keys: str) -> str:
-        return f"{self.file} [" + ".".join(f'"{k}"' if "." in k else k for k in keys) + "]"
-
-    def get(self, table: Mapping[str, Any], key: str, kind: type[T], *path: str) -> T:
-        value = table.get(key)
-        if not isinstance(value, kind):
-            raise MatrixError(
-                f"{self.where(*path)}: field {key!r} must be a {kind.__name__}, got {value!r}"
-            )
-        return value
-
-    def opt(self, table: Mapping[str, Any], key: str, kind: type[T], default: T, *path: str) -> T:
-        return self.get(table, key, kind, *path) if key in table else default
-
-    def version(self, text: str, *path: str) -> Version:
-        try:
-            return Version(text)
-        except InvalidVersion:
-            raise MatrixError(f"{self.where(*path)}: {text!r} is not a valid version") from None
-
-    def specifier(self, text: str, *path: str) -> SpecifierSet:
-        try:
-            return SpecifierSet(text)
-        except InvalidSpecifier:
-            raise MatrixError(f"{self.where(*path)}: {text!r} is not a valid specifier") from None
-
-    def requirements(self, items: Sequence[Any], *path: str) -> tuple[Requirement, ...]:
-        return parse_requirements(items, self.where(*path))
-
-
-def parse_requirements(items: Sequence[Any], where: str) -> tuple[Requirement, ...]:
-    """Parse requirement strings; a MatrixError names ``where`` and the bad string."""
-    out = []
-    for raw in items:
-        try:
-            out.append(Requirement(str(raw)))
-        except InvalidRequirement:
-            raise MatrixError(f"{where}: {raw!r} is not a valid requirement") from None
-    return tuple(out)
-
-
-def _parse_platform(rd: _Reader, data: Mapping[str, Any], *path: str) -> Platform:
-    machine = path[-1]
-    meta = rd.get(data, "metadata-source", str, *path)
-    wheel = rd.get(data, "wheel", str, *path)
+def _parse_platform(rd: Fields, machine: str) -> Platform:
+    meta = rd.get("metadata-source", str)
+    wheel = rd.get("wheel", str)
     return Platform(
         machine=machine,
         wheel=wheel,
-        url=rd.get(data, "url", str, *path),
-        sha256=rd.get(data, "sha256", str, *path),
-        size=rd.get(data, "size", int, *path),
-        python_tags=tuple(rd.get(data, "python-tags", list, *path)),
-        abi_tag=rd.get(data, "abi-tag", str, *path),
-        platform_tag=rd.get(data, "platform-tag", str, *path),
-        min_glibc=rd.version(rd.get(data, "min-glibc", str, *path), *path),
+        url=rd.get("url", str),
+        sha256=rd.get("sha256", str),
+        size=rd.get("size", int),
+        python_tags=rd.strings("python-tags"),
+        abi_tag=rd.get("abi-tag", str),
+        platform_tag=rd.get("platform-tag", str),
+        min_glibc=rd.version("min-glibc"),
         metadata_source=meta,
-        requires_python=rd.specifier(rd.opt(data, "requires-python", str, "", *path), *path),
-        pins=rd.requirements(rd.get(data, "pins", list, *path), *path),
-        raw_requires_dist=tuple(rd.opt(data, "requires-dist", list, [], *path)),
-        source=f"{rd.where(*path)} ({meta} metadata of {wheel})",
+        requires_python=rd.specifier("requires-python", ""),
+        pins=rd.requirements("pins"),
+        table=rd,
+        source=f"{rd.where} ({meta} metadata of {wheel})",
     )
 
 
-def _parse_release(rd: _Reader, dist: str, key: str, data: Mapping[str, Any]) -> Release:
-    path = (dist, key)
-    version = rd.version(key, *path)
-    platforms_raw = rd.opt(data, "platforms", dict, {}, *path)
+def _parse_release(top: Fields, dist: str, key: str, data: object) -> Release:
+    rd = top.at(table_name(dist, key), data)
+    version = rd.name_version(key)
     platforms = {
-        m: _parse_platform(rd, p, *path, "platforms", m) for m, p in sorted(platforms_raw.items())
+        m: _parse_platform(rd.at(table_name(dist, key, "platforms", m), p), m)
+        for m, p in sorted(rd.opt("platforms", dict, {}).items())
     }
-    status = rd.get(data, "status", str, *path)
-    if status not in ("wheel", "sdist-only"):
-        raise MatrixError(f"{rd.where(*path)}: status must be 'wheel' or 'sdist-only'")
     return Release(
         distribution=dist,
         version=version,
-        status=status,
-        yanked=rd.get(data, "yanked", bool, *path),
-        yanked_reason=rd.opt(data, "yanked-reason", str, "", *path),
-        upload_time=rd.opt(data, "upload-time", str, "", *path),
-        requires_python=rd.specifier(rd.opt(data, "requires-python", str, "", *path), *path),
+        status=rd.choice("status", ("wheel", "sdist-only")),
+        yanked=rd.get("yanked", bool),
+        yanked_reason=rd.opt("yanked-reason", str, ""),
+        upload_time=rd.opt("upload-time", str, ""),
+        requires_python=rd.specifier("requires-python", ""),
         platforms=platforms,
-        source=rd.where(*path),
+        source=rd.where,
     )
 
 
-def _parse_package(rd: _Reader, name: str, key: str, data: Mapping[str, Any]) -> PackageInfo:
-    path = ("packages", name, key)
-    torch_req = rd.opt(data, "torch-requires", str, "", *path)
-    meta = rd.opt(data, "metadata-source", str, "", *path)
+def _parse_package(top: Fields, name: str, key: str, data: object) -> PackageInfo:
+    rd = top.at(table_name("packages", name, key), data)
+    meta = rd.opt("metadata-source", str, "")
     return PackageInfo(
         name=name,
-        version=rd.version(key, *path),
-        requires_python=rd.specifier(rd.opt(data, "requires-python", str, "", *path), *path),
-        cuda=rd.opt(data, "cuda", str, "", *path),
-        torch_requires=rd.specifier(torch_req, *path) if torch_req else None,
-        requires_dist=rd.requirements(rd.opt(data, "requires-dist", list, [], *path), *path),
-        source=f"{rd.where(*path)} ({meta} metadata of {rd.opt(data, 'wheel', str, '?', *path)})",
+        version=rd.name_version(key),
+        requires_python=rd.specifier("requires-python", ""),
+        cuda=rd.opt("cuda", str, ""),
+        torch_requires=rd.specifier("torch-requires")
+        if rd.opt("torch-requires", str, "")
+        else None,
+        requires_dist=rd.requirements("requires-dist", required=False),
+        source=f"{rd.where} ({meta} metadata of {rd.opt('wheel', str, '?')})",
     )
 
 
@@ -500,23 +451,24 @@ _CURATED_TABLES = {
 
 
 def _validate_curated(curated: dict[str, Any], releases: dict[str, dict[Version, Release]]) -> None:
-    rd = _Reader("curated.toml")
+    top = Fields("curated.toml", curated)
     for table, required in _CURATED_TABLES.items():
-        for key, entry in rd.opt(curated, table, dict, {}).items():
+        for key, data in top.opt(table, dict, {}).items():
+            entry = top.at(table_name(table, key), data)
             for name in (*required, "reason"):
-                rd.get(entry, name, str, table, key)
-    for series, entry in curated.get("series", {}).items():
-        version = rd.version(entry["default"], "series", series)
-        known = releases.get("vllm", {})
-        if known and version not in known:
-            raise MatrixError(
-                f"{rd.where('series', series)}: default {version} is not a known vllm release"
-            )
-        if series_of(version) != series:
-            raise MatrixError(f"{rd.where('series', series)}: {version} is not in series {series}")
-    for key, entry in curated.get("variants", {}).items():
-        if entry["distribution"] not in DISTRIBUTIONS:
-            raise MatrixError(f"{rd.where('variants', key)}: unknown distribution")
+                entry.get(name, str)
+            if table == "series":
+                _check_series_default(entry, key, releases.get("vllm", {}))
+            elif table == "variants":
+                entry.choice("distribution", DISTRIBUTIONS)
+
+
+def _check_series_default(entry: Fields, series: str, known: Mapping[Version, Release]) -> None:
+    version = entry.version("default")
+    if known and version not in known:
+        raise entry.fail(f"default {version} is not a known vllm release")
+    if series_of(version) != series:
+        raise entry.fail(f"default {version} is not in series {series}")
 
 
 def load_matrix(root: Path | None = None) -> Matrix:
@@ -524,17 +476,19 @@ def load_matrix(root: Path | None = None) -> Matrix:
     root = default_matrix_dir() if root is None else root
     raw = _read_toml(root / "releases.toml")
     curated = _read_toml(root / "curated.toml")
-    rd = _Reader("releases.toml")
+    top = Fields("releases.toml", raw)
     releases: dict[str, dict[Version, Release]] = {}
     for dist in DISTRIBUTIONS:
-        table = rd.opt(raw, dist, dict, {})
+        table = top.opt(dist, dict, {})
         releases[dist] = {
-            r.version: r for r in (_parse_release(rd, dist, k, v) for k, v in table.items())
+            r.version: r for r in (_parse_release(top, dist, k, v) for k, v in table.items())
         }
     packages: dict[str, dict[Version, PackageInfo]] = {}
-    for name, versions in rd.opt(raw, "packages", dict, {}).items():
-        parsed = (_parse_package(rd, name, k, v) for k, v in versions.items())
-        packages[name] = {p.version: p for p in parsed}
+    for name, versions in top.opt("packages", dict, {}).items():
+        known = top.at(table_name("packages", name), versions).data
+        packages[name] = {
+            p.version: p for p in (_parse_package(top, name, k, v) for k, v in known.items())
+        }
     _validate_curated(curated, releases)
     return Matrix(
         root=root,

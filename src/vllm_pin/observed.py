@@ -14,21 +14,20 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError
+from vllm_pin.tomlfields import Fields
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
-
-T = TypeVar("T")
 
 SCHEMA = 1
 HEADER = (
@@ -39,6 +38,7 @@ STATUSES = ("ok", "error", "timeout", "skipped")
 #: CUDAGraphMode members in the order vLLM declares them (the order outcomes are listed in)
 MODE_ORDER = ("NONE", "PIECEWISE", "FULL", "FULL_DECODE_ONLY", "FULL_AND_PIECEWISE")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+REGENERATE = "regenerate it with `vllm-pin gpu-sweep --write`"
 
 
 @dataclass(frozen=True)
@@ -192,39 +192,14 @@ class Observations:
 # -- reading -------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed field access; every error names the file and the entry."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, where: str, what: str) -> MatrixError:
-        return MatrixError(
-            f"{self.path} {where}: {what}; regenerate it with `vllm-pin gpu-sweep --write`"
-        )
-
-    def get(self, table: Mapping[str, Any], key: str, kind: type[T], where: str) -> T:
-        value = table.get(key)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(where, f"field {key!r} must be a {kind.__name__}, got {value!r}")
-        return value
-
-    def strings(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-        items = self.get(table, key, list, where)
-        if not all(isinstance(i, str) for i in items):
-            raise self.fail(where, f"field {key!r} must be a list of strings")
-        return tuple(items)
-
-    def token_ids(self, table: Mapping[str, Any], where: str) -> tuple[tuple[int, ...], ...]:
-        rows = self.get(table, "token-ids", list, where)
-        if not all(
-            isinstance(r, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in r)
-            for r in rows
-        ):
-            raise self.fail(where, "field 'token-ids' must be a list of lists of integers")
-        return tuple(tuple(r) for r in rows)
+def _token_ids(t: Fields) -> tuple[tuple[int, ...], ...]:
+    rows = t.get("token-ids", list)
+    if not all(
+        isinstance(r, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in r)
+        for r in rows
+    ):
+        raise t.fail("field 'token-ids' must be a list of lists of integers")
+    return tuple(tuple(r) for r in rows)
 
 
 def load(path: Path, text: str | None = None) -> Observation:
@@ -237,126 +212,118 @@ def load(path: Path, text: str | None = None) -> Observation:
         raise MatrixError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path} is not valid TOML ({exc}); restore it from git") from None
-    rd = _Reader(f"observed/{name}")
-    meta = _parse_meta(rd, rd.get(data, "meta", dict, ""))
+    rd = Fields(f"observed/{name}", data, hint=REGENERATE)
+    meta_table = rd.at("[meta]", rd.get("meta", dict))
+    meta = _parse_meta(meta_table)
     expected = f"{meta.release}-{meta.gpu_slug}.toml"
     if name != expected:
-        raise rd.fail("[meta]", f"release and gpu-slug say the file should be named {expected}")
+        raise meta_table.fail(f"release and gpu-slug say the file should be named {expected}")
     rows = data.get("outcome", [])
     if not isinstance(rows, list) or not rows:
-        raise rd.fail("", "no [[outcome]] entries")
-    outcomes = tuple(_parse_outcome(rd, row, i + 1, meta) for i, row in enumerate(rows))
+        raise rd.fail("no [[outcome]] entries")
+    outcomes = tuple(
+        _parse_outcome(rd.at(f"[[outcome]] #{i + 1}", row), meta) for i, row in enumerate(rows)
+    )
     labels = [o.label for o in outcomes]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise rd.fail("[[outcome]]", f"duplicate configurations {dupes}")
-    consistency = _parse_consistency(rd, rd.get(data, "consistency", dict, ""), set(labels))
+        raise rd.fail(f"[[outcome]] has duplicate configurations {dupes}")
+    consistency = _parse_consistency(
+        rd.at("[consistency]", rd.get("consistency", dict)), set(labels)
+    )
     return Observation(meta=meta, consistency=consistency, outcomes=outcomes)
 
 
-def _parse_meta(rd: _Reader, t: Mapping[str, Any]) -> Meta:
-    w = "[meta]"
-    if t.get("schema") != SCHEMA:
-        raise rd.fail(w, f"schema must be {SCHEMA}, got {t.get('schema')!r}")
-    release = _version(rd.get(t, "release", str, w), rd, w)
-    slug = rd.get(t, "gpu-slug", str, w)
+def _parse_meta(t: Fields) -> Meta:
+    if t.data.get("schema") != SCHEMA:
+        raise t.fail(f"schema must be {SCHEMA}, got {t.data.get('schema')!r}")
+    slug = t.get("gpu-slug", str)
     if not _SLUG.match(slug):
-        raise rd.fail(w, f"gpu-slug {slug!r} must be lowercase letters, digits and dashes")
-    date = rd.get(t, "date", str, w)
+        raise t.fail(f"gpu-slug {slug!r} must be lowercase letters, digits and dashes")
+    date = t.get("date", str)
     try:
         dt.date.fromisoformat(date)
     except ValueError:
-        raise rd.fail(w, f"date {date!r} is not YYYY-MM-DD") from None
+        raise t.fail(f"date {date!r} is not YYYY-MM-DD") from None
     meta = Meta(
-        path=rd.path,
-        distribution=rd.get(t, "distribution", str, w),
-        release=release,
-        gpu=rd.get(t, "gpu", str, w),
+        path=t.file,
+        distribution=t.get("distribution", str),
+        release=t.version("release"),
+        gpu=t.text("gpu"),
         gpu_slug=slug,
-        compute_capability=rd.get(t, "compute-capability", str, w),
-        driver=rd.get(t, "driver", str, w),
+        compute_capability=t.get("compute-capability", str),
+        driver=t.get("driver", str),
         date=date,
-        command=rd.get(t, "command", str, w),
-        python=rd.get(t, "python", str, w),
-        torch=rd.get(t, "torch", str, w),
-        configs_source=rd.get(t, "configs-source", str, w),
-        llm_kwargs=rd.get(t, "llm-kwargs", str, w),
-        prompts=rd.strings(t, "prompts", w),
-        max_tokens=rd.get(t, "max-tokens", int, w),
+        command=t.text("command"),
+        python=t.get("python", str),
+        torch=t.get("torch", str),
+        configs_source=t.get("configs-source", str),
+        llm_kwargs=t.get("llm-kwargs", str),
+        prompts=t.strings("prompts"),
+        max_tokens=t.get("max-tokens", int),
     )
-    if not meta.gpu or not meta.command:
-        raise rd.fail(w, "gpu and command must not be empty")
     try:
         json.loads(meta.llm_kwargs)
     except json.JSONDecodeError:
-        raise rd.fail(w, "llm-kwargs must be a JSON object") from None
+        raise t.fail("llm-kwargs must be a JSON object") from None
     return meta
 
 
-def _parse_outcome(rd: _Reader, t: Any, index: int, meta: Meta) -> Outcome:
-    w = f"[[outcome]] #{index}"
-    if not isinstance(t, dict):
-        raise rd.fail(w, "must be a table")
-    status = rd.get(t, "status", str, w)
-    if status not in STATUSES:
-        raise rd.fail(w, f"status {status!r} is not one of {', '.join(STATUSES)}")
+def _parse_outcome(t: Fields, meta: Meta) -> Outcome:
     o = Outcome(
-        config=rd.get(t, "config", str, w),
-        run=rd.get(t, "run", int, w),
-        backend=rd.get(t, "backend", str, w),
-        cudagraph_mode=rd.get(t, "cudagraph-mode", str, w),
-        batch_invariant=rd.get(t, "batch-invariant", bool, w),
-        enforce_eager=rd.get(t, "enforce-eager", bool, w),
-        status=status,
-        error=rd.get(t, "error", str, w),
-        selected_backend=rd.get(t, "selected-backend", str, w),
-        selected_mode=rd.get(t, "selected-mode", str, w),
-        mode_note=rd.get(t, "mode-note", str, w),
-        token_ids=rd.token_ids(t, w),
-        import_s=rd.get(t, "import-s", float, w),
-        engine_start_s=rd.get(t, "engine-start-s", float, w),
-        generate_s=rd.get(t, "generate-s", float, w),
-        wall_s=rd.get(t, "wall-s", float, w),
+        config=t.get("config", str),
+        run=t.get("run", int),
+        backend=t.get("backend", str),
+        cudagraph_mode=t.get("cudagraph-mode", str),
+        batch_invariant=t.get("batch-invariant", bool),
+        enforce_eager=t.get("enforce-eager", bool),
+        status=t.choice("status", STATUSES),
+        error=t.get("error", str),
+        selected_backend=t.get("selected-backend", str),
+        selected_mode=t.get("selected-mode", str),
+        mode_note=t.get("mode-note", str),
+        token_ids=_token_ids(t),
+        import_s=t.get("import-s", float),
+        engine_start_s=t.get("engine-start-s", float),
+        generate_s=t.get("generate-s", float),
+        wall_s=t.get("wall-s", float),
         meta=meta,
     )
     if o.run < 1:
-        raise rd.fail(w, f"run must be >= 1, got {o.run}")
-    if (status == "ok") != bool(o.token_ids):
-        raise rd.fail(w, "token-ids must be present exactly when status is ok")
-    if (status == "ok") == bool(o.error):
-        raise rd.fail(w, "error must be empty exactly when status is ok")
+        raise t.fail(f"run must be >= 1, got {o.run}")
+    if (o.status == "ok") != bool(o.token_ids):
+        raise t.fail("token-ids must be present exactly when status is ok")
+    if (o.status == "ok") == bool(o.error):
+        raise t.fail("error must be empty exactly when status is ok")
     if o.config != config_name(o.backend, o.cudagraph_mode, o.batch_invariant, o.enforce_eager):
-        raise rd.fail(w, f"config {o.config!r} does not match its backend/mode/flags")
+        raise t.fail(f"config {o.config!r} does not match its backend/mode/flags")
     return o
 
 
-def _parse_consistency(rd: _Reader, t: Mapping[str, Any], labels: set[str]) -> Consistency:
-    w = "[consistency]"
+def _parse_consistency(t: Fields, labels: set[str]) -> Consistency:
     c = Consistency(
-        reference=rd.get(t, "reference", str, w),
-        token_ids=rd.token_ids(t, w),
-        agree=rd.strings(t, "agree", w),
-        diverge=rd.strings(t, "diverge", w),
-        nondeterministic=rd.strings(t, "nondeterministic", w),
+        reference=t.get("reference", str),
+        token_ids=_token_ids(t),
+        agree=t.strings("agree"),
+        diverge=t.strings("diverge"),
+        nondeterministic=t.strings("nondeterministic"),
     )
     named = {*c.agree, *c.diverge} | ({c.reference} if c.reference else set())
     unknown = sorted(named - labels)
     if unknown:
-        raise rd.fail(w, f"names configurations that have no outcome: {unknown}")
+        raise t.fail(f"names configurations that have no outcome: {unknown}")
     if set(c.agree) & set(c.diverge):
-        raise rd.fail(w, "a configuration cannot both agree and diverge")
+        raise t.fail("a configuration cannot both agree and diverge")
     return c
 
 
-def _version(text: str | Version, rd: _Reader | None = None, where: str = "") -> Version:
+def _version(text: str | Version) -> Version:
     if isinstance(text, Version):
         return text
     try:
         return Version(text)
     except InvalidVersion:
-        if rd is None:
-            raise MatrixError(f"{text!r} is not a valid vLLM version, e.g. 0.20.0") from None
-        raise rd.fail(where, f"{text!r} is not a valid version") from None
+        raise MatrixError(f"{text!r} is not a valid vLLM version, e.g. 0.20.0") from None
 
 
 def config_name(backend: str, mode: str, batch_invariant: bool, enforce_eager: bool) -> str:

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from vllm_pin import vllm_source
 from vllm_pin.errors import MatrixError, VllmPinError
+from vllm_pin.tomlfields import Fields, table_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -154,7 +155,7 @@ def _cached_entry(cache_dir: Path, f: IndexFile) -> TimelineEntry | None:
         return None
     try:
         row = json.loads(path.read_bytes())
-        return _entry(row, str(path)) if isinstance(row, dict) else None
+        return _entry(Fields(str(path), row))
     except (OSError, ValueError, MatrixError):
         return None
 
@@ -193,13 +194,6 @@ def merged_text(
     return dumps(entries)
 
 
-def _frozen(rd: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
-    value = rd.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise MatrixError(f"timeline.toml [{where}] {key}: expected a list of strings")
-    return frozenset(value)
-
-
 def load_timeline(path: Path) -> dict[Version, TimelineEntry]:
     """Parse matrix/timeline.toml; MatrixError naming the bad table on malformed input."""
     try:
@@ -218,32 +212,28 @@ def loads(text: str, name: str = "timeline.toml") -> dict[Version, TimelineEntry
             f"cannot read {name}: {exc}; regenerate it with tools/refresh_matrix.py --write"
         ) from None
     out: dict[Version, TimelineEntry] = {}
-    for key, row in data.get("vllm", {}).items():
-        where = f'vllm."{key}"'
-        try:
-            version = Version(key)
-        except InvalidVersion:
-            raise MatrixError(f"timeline.toml [{where}]: not a version") from None
-        if not isinstance(row, dict):
-            raise MatrixError(f"timeline.toml [{where}]: expected a table")
-        out[version] = _entry(row, where)
+    top = Fields(name, data)
+    for key, row in top.opt("vllm", dict, {}).items():
+        table = top.at(table_name("vllm", key), row)
+        out[table.name_version(key)] = _entry(table, "vllm", key)
     return out
 
 
-def _entry(row: Mapping[str, Any], where: str) -> TimelineEntry:
-    """A TimelineEntry from one release's table (see _row); MatrixError when malformed."""
-    choices = row.get("env-var-choices", {})
-    sources = row.get("sources", {})
-    if not isinstance(choices, dict) or not isinstance(sources, dict):
-        raise MatrixError(f"timeline.toml [{where}]: malformed env-var-choices or sources")
+def _entry(row: Fields, *keys: str) -> TimelineEntry:
+    """A TimelineEntry from the table ``row`` at ``keys`` (see _row); MatrixError when malformed."""
+    choices = row.at(table_name(*keys, "env-var-choices"), row.opt("env-var-choices", dict, {}))
+
+    def names(table: Fields, key: str) -> frozenset[str]:
+        return frozenset(table.strings(key, required=False))
+
     return TimelineEntry(
-        env_vars=_frozen(row, "env-vars", where),
-        env_var_choices={k: _frozen(choices, k, where) for k in choices},
-        attention_backends=_frozen(row, "attention-backends", where),
-        cudagraph_modes=_frozen(row, "cudagraph-modes", where),
-        engine_args=_frozen(row, "engine-args", where),
-        sources={str(k): str(v) for k, v in sources.items()},
-        wheel=str(row.get("wheel", "")),
+        env_vars=names(row, "env-vars"),
+        env_var_choices={k: names(choices, k) for k in choices.data},
+        attention_backends=names(row, "attention-backends"),
+        cudagraph_modes=names(row, "cudagraph-modes"),
+        engine_args=names(row, "engine-args"),
+        sources={str(k): str(v) for k, v in row.opt("sources", dict, {}).items()},
+        wheel=row.opt("wheel", str, ""),
     )
 
 
