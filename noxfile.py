@@ -21,7 +21,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))  # the checkout's code, even if an older copy is installed
 
-from vllm_pin import provision  # noqa: E402
+from vllm_pin import provision_envs  # noqa: E402
 from vllm_pin.errors import VllmPinError  # noqa: E402
 from vllm_pin.matrix import series_of  # noqa: E402
 from vllm_pin.observed import load_observations  # noqa: E402
@@ -85,7 +85,7 @@ def _selected_by_accident(session: nox.Session) -> str:
     return f"not requested: nox took {', '.join(named)} to mean {session.name} too"
 
 
-def _register(spec: provision.EnvSpec) -> None:
+def _register(spec: provision_envs.EnvSpec) -> None:
     """One `provision-<name>` session; nox lists the docstring, which names the release."""
 
     def session_func(session: nox.Session) -> None:
@@ -100,25 +100,25 @@ def _register(spec: provision.EnvSpec) -> None:
 
 
 try:
-    for _spec in provision.env_specs(ROOT):
+    for _spec in provision_envs.env_specs(ROOT):
         _register(_spec)
 except VllmPinError as exc:  # a broken matrix must not hide lint/tests
     print(f"noxfile: no provision sessions: {exc}", file=sys.stderr)
 
 
-def _register_sweep(spec: provision.EnvSpec) -> None:
+def _register_sweep(spec: provision_envs.EnvSpec) -> None:
     """One `gpu-sweep-<series>` session: provision the env, then sweep it on this GPU."""
 
     def session_func(session: nox.Session) -> None:
         _provision(session, spec.name, "--variant", spec.variant)
-        python = ROOT / provision.BUILD_DIR / spec.name / "bin" / "python"
+        python = ROOT / provision_envs.BUILD_DIR / spec.name / "bin" / "python"
         session.run(
             str(python),
             "-m",
             "vllm_pin",
             "gpu-sweep",
             "--work-dir",
-            str(ROOT / provision.BUILD_DIR / f"gpu-sweep-{spec.name}"),
+            str(ROOT / provision_envs.BUILD_DIR / f"gpu-sweep-{spec.name}"),
             "--jobs",
             "8",
             "--repeat",
@@ -138,7 +138,7 @@ def _register_sweep(spec: provision.EnvSpec) -> None:
 
 try:
     _swept = {series_of(v) for v in load_observations().releases()}
-    for _spec in provision.env_specs(ROOT):
+    for _spec in provision_envs.env_specs(ROOT):
         if _spec.variant == "cuda" and series_of(_spec.release) in _swept:
             _register_sweep(_spec)
 except VllmPinError as exc:

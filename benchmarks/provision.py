@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from vllm_pin import indexes, provision  # noqa: E402
+from vllm_pin import (  # noqa: E402
+    indexes,
+    provision_build,
+    provision_envs,
+    provision_lock,
+    provision_pythons,
+)
 from vllm_pin.errors import VllmPinError  # noqa: E402
 
 
@@ -86,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, float]]:
     """Lock (untimed), then time each way of building the environment."""
     index = indexes.from_args(args)
-    spec = provision.resolve_request(ROOT, args.vllm, args.variant)
-    minor, python = provision.choose_python(spec, provision.find_pythons())
-    lock = provision.ensure_lock(spec, minor, index, force=False)
+    spec = provision_envs.resolve_request(ROOT, args.vllm, args.variant)
+    minor, python = provision_pythons.choose_python(spec, provision_pythons.find_pythons())
+    lock = provision_lock.ensure_lock(spec, minor, index, force=False)
     meta = {
         "release": f"{spec.distribution} {spec.release}",
         "python": minor,
@@ -96,8 +102,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, float]]:
         "date": time.strftime("%Y-%m-%d"),
     }
     seconds: dict[str, float] = {}
-    (ROOT / provision.BUILD_DIR).mkdir(exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / provision.BUILD_DIR))
+    (ROOT / provision_envs.BUILD_DIR).mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / provision_envs.BUILD_DIR))
     try:
         if not args.skip_pip:
             requirement = f"{spec.distribution}=={spec.release}"
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, float]]:
         cold_cache = {"UV_CACHE_DIR": str(work / "uv-cache")}
 
         def build(name: str) -> dict[str, object]:
-            return provision.build_env(work / name, lock, python, index, env=cold_cache)
+            return provision_build.build_env(work / name, lock, python, index, env=cold_cache)
 
         seconds["uv_cold"] = timed("uv cold (empty cache)", lambda: build("uv-cold"))
         shutil.rmtree(work / "uv-cold")

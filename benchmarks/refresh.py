@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from vllm_pin import refresh
+from vllm_pin import refresh, releases_file
 from vllm_pin.pypi import DEFAULT_INDEX_URL, PyPIClient
 
 TARGET_COLD_S = 20.0
@@ -41,7 +41,7 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
     start = time.perf_counter()
     result = refresh.collect(client)
-    refresh.dumps(result.document)
+    releases_file.dumps(result.document)
     wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
     if with_timeline:
         from vllm_pin import timeline

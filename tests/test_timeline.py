@@ -323,7 +323,7 @@ def test_cli_timeline_missing_file(
 def test_collect_from_the_real_index(tmp_path: Path) -> None:
     """Range-reads the real 0.10.1.1 wheel (a few hundred KiB of a 414 MB file)."""
     from vllm_pin.pypi import PyPIClient
-    from vllm_pin.refresh import group_by_version, representatives
+    from vllm_pin.wheels import group_by_version, representatives
 
     client = PyPIClient(cache_dir=tmp_path)
     wanted = Version("0.10.1.1")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm_pin.errors import VllmPinError
-from vllm_pin.provision import EnvSpec, env_specs
+from vllm_pin.provision_envs import EnvSpec, env_specs
 
 
 def matrix_entries(

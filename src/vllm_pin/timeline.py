@@ -22,6 +22,7 @@ from packaging.version import Version
 
 from vllm_pin import vllm_source
 from vllm_pin.errors import MatrixError, VllmPinError
+from vllm_pin.toml_emit import toml_dumps
 from vllm_pin.tomlfields import Fields, table_name
 
 if sys.version_info >= (3, 11):
@@ -178,8 +179,6 @@ def document(entries: Mapping[Version, TimelineEntry]) -> dict[str, Any]:
 
 def dumps(entries: Mapping[Version, TimelineEntry]) -> str:
     """timeline.toml text; byte-identical for identical facts."""
-    from vllm_pin.refresh import toml_dumps
-
     return HEADER + "\n" + toml_dumps(document(entries))
 
 

@@ -1,0 +1,125 @@
+"""Core metadata (METADATA) as the matrix records it: normalised requirements, the torch-family
+pins among them, and the CUDA version a torch build pins.
+
+Everything goes through `packaging`, so `torch (==2.3.1)` and `torch==2.3.1` are one fact; strings
+packaging rejects are reported as problems, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from functools import cache
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+#: the torch family: pins recorded per release
+FAMILY = (
+    "flashinfer-cubin",
+    "flashinfer-python",
+    "torch",
+    "torchaudio",
+    "torchvision",
+    "triton",
+    "xformers",
+)
+#: family members whose own metadata is read for every version a release pins with ==
+PACKAGES = tuple(name for name in FAMILY if name != "triton")
+#: anomalies about a METADATA file itself (they cannot be re-derived from the document)
+METADATA_PROBLEMS = ("Requires-Python", "Requires-Dist")
+_CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu\d+)?$")
+
+
+@cache
+def parse_requirement(text: str) -> Requirement:
+    """Parse a requirement once: the same few thousand strings recur across releases."""
+    return Requirement(text)
+
+
+@cache
+def _normalised(text: str) -> str:
+    """The canonical spelling of a requirement (`torch (==2.3.1)` -> `torch==2.3.1`), once."""
+    return str(parse_requirement(text))
+
+
+@cache
+def requirement_name(text: str) -> str:
+    """The canonical distribution name a requirement string names."""
+    return str(canonicalize_name(parse_requirement(text).name))
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The parts of a METADATA file the matrix records, normalised through packaging."""
+
+    requires_python: str
+    requires_dist: tuple[str, ...]
+    provides_extra: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def parse_metadata(data: bytes) -> Metadata:
+    """Parse METADATA headers; strings packaging rejects are reported, not recorded."""
+    msg = BytesHeaderParser(policy=compat32).parsebytes(data)
+    problems: list[str] = []
+    raw_python = " ".join(str(msg.get("Requires-Python", "")).split())
+    try:
+        requires_python = str(SpecifierSet(raw_python))
+    except InvalidSpecifier:
+        problems.append(f"{METADATA_PROBLEMS[0]} {raw_python!r} is not a valid specifier")
+        requires_python = ""
+    reqs = []
+    for raw in msg.get_all("Requires-Dist") or []:
+        text = " ".join(str(raw).split())
+        try:
+            reqs.append(_normalised(text))
+        except InvalidRequirement:
+            problems.append(f"{METADATA_PROBLEMS[1]} {text!r} is not a valid requirement")
+    extras = sorted({str(canonicalize_name(str(e))) for e in msg.get_all("Provides-Extra") or []})
+    return Metadata(requires_python, tuple(sorted(set(reqs))), tuple(extras), tuple(problems))
+
+
+def family_pins(requires_dist: Iterable[str]) -> list[str]:
+    """The torch-family requirements among a distribution's Requires-Dist."""
+    return [r for r in requires_dist if requirement_name(r) in FAMILY]
+
+
+def exact_pin(req: Requirement) -> Version | None:
+    """The version of an `==X` requirement (no wildcard); None otherwise."""
+    specs = list(req.specifier)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        try:
+            return Version(specs[0].version)
+        except InvalidVersion:
+            return None
+    return None
+
+
+def cuda_of(requires_dist: Iterable[str]) -> str:
+    """CUDA major.minor of a torch build, from its CUDA runtime pin; "" for a CPU-only build.
+
+    Up to CUDA 12 torch pins nvidia-cuda-runtime-cu1X; CUDA 13 builds pin
+    cuda-toolkit[cudart,...] (or nvidia-cuda-runtime).
+    """
+    for raw in requires_dist:
+        req = parse_requirement(raw)
+        name = requirement_name(raw)
+        if _CUDA_RUNTIME.match(name) or (name == "cuda-toolkit" and "cudart" in req.extras):
+            version = exact_pin(req)
+            if version is not None:
+                return f"{version.major}.{version.minor}"
+    return ""
+
+
+def torch_requirement(requires_dist: Iterable[str]) -> str | None:
+    """The torch specifier a package declares ("" = any torch); None when it declares none."""
+    specs = [
+        str(parse_requirement(r).specifier) for r in requires_dist if requirement_name(r) == "torch"
+    ]
+    return ",".join(sorted(set(specs))) if specs else None
