@@ -318,9 +318,30 @@ def test_toml_top_level_scalars_come_first() -> None:
     assert releases_file.loads(text) == doc
 
 
-def test_toml_refuses_values_it_cannot_write_exactly() -> None:
-    with pytest.raises(TypeError, match="cannot write float"):
-        toml_emit.toml_dumps({"t": {"x": 1.5}})
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None, {1, 2}])
+def test_toml_refuses_values_it_cannot_write_exactly(value: Any) -> None:
+    with pytest.raises(TypeError, match="cannot write"):
+        toml_emit.toml_dumps({"t": {"x": value}})
+    with pytest.raises(TypeError, match="cannot write"):
+        toml_emit.toml_inline([value])
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "true"),
+        (3, "3"),
+        (0.25, "0.25"),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("del\x7f", '"del\\u007f"'),
+        ([1, ["a"]], '[1, ["a"]]'),
+        ((), "[]"),
+    ],
+)
+def test_toml_inline_round_trips(value: Any, text: str) -> None:
+    assert toml_emit.toml_inline(value) == text
+    loaded = releases_file.loads(f"x = {text}\n")["x"]
+    assert loaded == (list(value) if isinstance(value, tuple) else value)
 
 
 def test_summary_names_each_changed_release(doc: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ hashed lock; SKIPPED.toml says which envs or locks could not be made, and why.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from vllm_pin.pins import (
     render_requirements,
 )
 from vllm_pin.stale import differs, report_stale
+from vllm_pin.toml_emit import toml_inline
 
 if TYPE_CHECKING:
     from vllm_pin.matrix import Matrix
@@ -237,15 +237,8 @@ def render_env_toml(
         "# python-platform, without and a given --exclude-newer[-package] are kept on",
         "# regeneration; change them with the options).",
     ]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in fields]
+    lines += [f"{key} = {toml_inline(value)}" for key, value in fields]
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    """A TOML string or array of strings (JSON string escapes are valid TOML)."""
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _read_toml_file(path: Path) -> dict[str, Any]:
@@ -290,8 +283,8 @@ def _merge_skipped(
     ]
     for name in sorted(entries, key=_env_key):
         lines.append("")
-        lines.append(f"[{_toml_value(name)}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(entries[name].items())]
+        lines.append(f"[{toml_inline(name)}]")
+        lines += [f"{k} = {toml_inline(v)}" for k, v in sorted(entries[name].items())]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError
+from vllm_pin.toml_emit import toml_inline
 from vllm_pin.tomlfields import Fields
 
 if sys.version_info >= (3, 11):
@@ -417,22 +417,4 @@ def dump(obs: Observation) -> str:
 
 
 def _pairs(items: Sequence[tuple[str, Any]]) -> list[str]:
-    return [f"{key} = {_value(value)}" for key, value in items]
-
-
-def _value(value: Any) -> str:
-    """A TOML literal for the few value types the file uses."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write {value!r} to TOML")
-        return repr(value)
-    if isinstance(value, str):
-        # a JSON string is a valid TOML basic string (same escapes), except that TOML wants DEL
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return [f"{key} = {toml_inline(value)}" for key, value in items]

@@ -7,6 +7,7 @@ with nothing new must leave the committed files untouched.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -25,14 +26,36 @@ def _toml_string(value: str) -> str:
     """A literal string when the text has double quotes (markers read better), else basic."""
     if '"' in value and _LITERAL_OK.match(value):
         return f"'{value}'"
+    return _basic_string(value)
+
+
+def _basic_string(value: str) -> str:
+    # a JSON string is a valid TOML basic string (same escapes), except that TOML wants DEL
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _toml_value(value: Any) -> str:
+def toml_inline(value: Any) -> str:
+    """A one-line TOML value (bool, int, finite float, basic string, or an array of them)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _basic_string(value)
+    return _toml_number(value)
+
+
+def _toml_number(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, (bool, int, float)):
+        return _toml_number(value)
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, list):
