@@ -298,6 +298,8 @@ def test_cli_timeline_unknown_name_suggests(
     out = capsys.readouterr().out
     assert out.startswith("no release has VLLM_CUDAGRAPH_MODE")
     assert "did you mean" in out
+    # the real knob, from curated [[knob-replacements]]
+    assert 'instead, for vllm >=0.10.1: compilation_config={"cudagraph_mode": "PIECEWISE"}' in out
 
 
 def test_cli_timeline_json(real_timeline: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -306,7 +308,10 @@ def test_cli_timeline_json(real_timeline: Any, capsys: pytest.CaptureFixture[str
     (found,) = data["found"]
     assert found["first"] == "0.9.1" and found["still-present"] is True
     assert main(["timeline", "--json", "VLLM_ATTENTION_CHUNK_SIZE"]) == 1
-    assert json.loads(capsys.readouterr().out)["found"] == []
+    data = json.loads(capsys.readouterr().out)
+    assert data["found"] == []
+    assert [i["vllm"] for i in data["instead"]] == [">=0.8.3"]
+    assert "attention_chunk_size in the model's config.json" in data["instead"][0]["instead"]
 
 
 def test_cli_timeline_missing_file(

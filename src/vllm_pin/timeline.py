@@ -31,6 +31,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 if TYPE_CHECKING:
+    from vllm_pin.knowledge import Replacement
     from vllm_pin.pypi import IndexFile, PyPIClient
 
 SCHEMA = 1
@@ -374,6 +375,10 @@ def run(args: argparse.Namespace) -> int:
                     "name": args.name,
                     "found": [p.as_json(newest) for p in found],
                     "suggestions": close,
+                    "instead": [
+                        {"vllm": str(r.vllm), "instead": r.instead, "source": r.source}
+                        for r in ([] if found else replacements_for(args.name))
+                    ],
                     "releases": [str(min(entries)), str(newest)],
                 },
                 indent=2,
@@ -388,5 +393,14 @@ def run(args: argparse.Namespace) -> int:
             f"no release has {args.name} (checked {len(entries)} releases, "
             f"{min(entries)}..{newest}){hint}"
         )
+        for r in replacements_for(args.name):
+            print(f"  instead, for vllm {r.vllm}: {r.instead} ({r.source})")
         return 1
     return 0
+
+
+def replacements_for(name: str) -> list[Replacement]:
+    """The curated real knobs for a name (e.g. VLLM_CUDAGRAPH_MODE), in curated order."""
+    from vllm_pin.matrix import load_matrix
+
+    return [r for r in load_matrix().knowledge.replacements if r.knob == name]
