@@ -18,7 +18,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from vllm_pin.core_metadata import PACKAGES, exact_pin, parse_requirement, torch_requirement
+from vllm_pin.core_metadata import (
+    PACKAGES,
+    exact_pin,
+    linux_markers,
+    parse_requirement,
+    torch_requirement,
+)
 from vllm_pin.releases_file import DISTRIBUTIONS
 
 
@@ -31,7 +37,7 @@ def _applies(req: Requirement, machine: str, extras: Iterable[str]) -> bool:
     """Whether a pin applies on Linux/machine, under no extra or one of the declared extras."""
     if req.marker is None:
         return True
-    env = {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
+    env = linux_markers(machine)
     marker: Marker = req.marker
     return any(marker.evaluate({**env, "extra": e}) for e in ["", *extras])
 

@@ -90,6 +90,11 @@ def family_pins(requires_dist: Iterable[str]) -> list[str]:
     return [r for r in requires_dist if requirement_name(r) in FAMILY]
 
 
+def linux_markers(machine: str) -> dict[str, str]:
+    """Marker variables that say "Linux on ``machine``" (the rest: this interpreter's)."""
+    return {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
+
+
 def exact_pin(req: Requirement) -> Version | None:
     """The version of an `==X` requirement (no wildcard); None otherwise."""
     specs = list(req.specifier)

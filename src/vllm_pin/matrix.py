@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from vllm_pin.core_metadata import exact_pin, linux_markers
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
 from vllm_pin.tomlfields import Fields, table_name
 
@@ -392,12 +393,12 @@ class Matrix:
         plat = release.platforms.get(machine) if release else None
         if plat is None:
             return None
-        env = {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
+        env = linux_markers(machine)
         for req in plat.pins:
-            exact = [s.version for s in req.specifier if s.operator == "=="]
+            pinned = exact_pin(req)
             applies = req.marker is None or req.marker.evaluate(env)
-            if req.name == "torch" and len(exact) == 1 and applies:
-                return Sourced(exact[0], f"{plat.source}: {req}")
+            if req.name == "torch" and pinned is not None and applies:
+                return Sourced(str(pinned), f"{plat.source}: {req}")
         return None
 
     def min_driver(self, cuda: str) -> Sourced[Version] | None:

