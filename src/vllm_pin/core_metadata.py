@@ -95,14 +95,20 @@ def linux_markers(machine: str) -> dict[str, str]:
     return {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
 
 
+@cache
+def version_or_none(text: str) -> Version | None:
+    """A Version, or None for text that is not one (other packages' metadata can be odd)."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
 def exact_pin(req: Requirement) -> Version | None:
     """The version of an `==X` requirement (no wildcard); None otherwise."""
     specs = list(req.specifier)
     if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-        try:
-            return Version(specs[0].version)
-        except InvalidVersion:
-            return None
+        return version_or_none(specs[0].version)
     return None
 
 

@@ -18,6 +18,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from vllm_pin.core_metadata import version_or_none
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix import Matrix
 from vllm_pin.verify_env import (
@@ -27,7 +28,6 @@ from vllm_pin.verify_env import (
     Env,
     Problem,
     exact_version,
-    parse_version,
 )
 
 TORCH_EXTENSIONS = ("torchvision", "torchaudio", "xformers")
@@ -400,7 +400,7 @@ def nvidia_driver() -> Version | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = (done.stdout.strip().splitlines() or [""])[0].strip()
-    return parse_version(first) if done.returncode == 0 and first else None
+    return version_or_none(first) if done.returncode == 0 and first else None
 
 
 def check_driver(env: Env, ctx: Context, driver: Version | None) -> Iterator[Problem]:

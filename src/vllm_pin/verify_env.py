@@ -23,9 +23,10 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from vllm_pin import inspect_env
+from vllm_pin.core_metadata import version_or_none
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix import Matrix
 
@@ -107,14 +108,6 @@ class Env:
         return next((d for n in VLLM_DISTS if (d := self.get(n)) is not None), None)
 
 
-def parse_version(text: object) -> Version | None:
-    """A Version, or None for text that is not one (metadata of other packages can be odd)."""
-    try:
-        return Version(str(text))
-    except InvalidVersion:
-        return None
-
-
 def _requirements(lines: Iterable[str]) -> tuple[Requirement, ...]:
     """Parse Requires-Dist lines; a malformed line of some other package is not ours to fail."""
     out = []
@@ -144,7 +137,7 @@ def env_from_inspection(data: Mapping[str, Any]) -> Env:
         )
     dists: dict[str, Dist] = {}
     for key, raw in data["distributions"].items():
-        version = parse_version(raw.get("version"))
+        version = version_or_none(str(raw.get("version")))
         if version is None:
             continue
         dists[canonicalize_name(key)] = Dist(
@@ -158,7 +151,7 @@ def env_from_inspection(data: Mapping[str, Any]) -> Env:
             cuda_links=tuple(raw.get("cuda_links") or ()),
             shadowed=tuple(raw.get("shadowed_versions") or ()),
         )
-    python = parse_version(data["python_version"])
+    python = version_or_none(str(data["python_version"]))
     if python is None:
         raise VllmPinError(f"cannot parse the Python version {data['python_version']!r}")
     site = data.get("vllm_site")
@@ -167,7 +160,7 @@ def env_from_inspection(data: Mapping[str, Any]) -> Env:
         python=python,
         markers=dict(data["markers"]),
         machine=str(data["machine"]),
-        glibc=parse_version(data["glibc"]) if data.get("glibc") else None,
+        glibc=version_or_none(str(data["glibc"])) if data.get("glibc") else None,
         dists=dists,
         torch_cuda=data.get("torch_cuda"),
         vllm_site=Path(site) if site else None,
@@ -215,7 +208,7 @@ def inspect_interpreter(python: str | None) -> Env:
 def _marker_env(python_version: str | None, machine: str | None) -> dict[str, str]:
     env = {k: str(v) for k, v in default_environment().items()}
     if python_version:
-        version = parse_version(python_version)
+        version = version_or_none(python_version)
         if version is None or len(version.release) < 2:
             raise VllmPinError(f"--python-version {python_version!r}: use e.g. 3.11 or 3.11.9")
         major, minor, *rest = version.release
@@ -262,7 +255,7 @@ def exact_version(req: Requirement) -> Version | None:
     """The version an ``==``/``===`` pin selects (no wildcard), else None."""
     for spec in req.specifier:
         if spec.operator in ("==", "===") and not spec.version.endswith(".*"):
-            return parse_version(spec.version)
+            return version_or_none(spec.version)
     return None
 
 
@@ -308,7 +301,7 @@ def env_from_requirements(
         python=Version(markers["python_full_version"]),
         markers=markers,
         machine=platform,
-        glibc=parse_version(inspect_env.glibc_version() or ""),
+        glibc=version_or_none(inspect_env.glibc_version() or ""),
         dists=pinned,
         torch_cuda=None,
         vllm_site=None,

@@ -10,7 +10,6 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from packaging.utils import (
@@ -21,6 +20,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from vllm_pin.core_metadata import version_or_none
 from vllm_pin.pypi import IndexFile
 
 #: the machines the matrix has rows for, in the order they are written
@@ -100,18 +100,10 @@ def file_version(f: IndexFile) -> Version | None:
     """The version a file belongs to (wheel or sdist); None for other files."""
     if f.filename.endswith(".whl"):
         parts = f.filename.split("-")
-        return _version(parts[1]) if len(parts) in (5, 6) else None
+        return version_or_none(parts[1]) if len(parts) in (5, 6) else None
     try:
         return parse_sdist_filename(f.filename)[1]
     except (InvalidSdistFilename, InvalidVersion):
-        return None
-
-
-@cache
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
         return None
 
 
