@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from vllm_pin import timeline, vllm_source
-from vllm_pin.knowledge import Knowledge, parse_knowledge
+from vllm_pin.knowledge import Knowledge
 from vllm_pin.matrix import Matrix
 from vllm_pin.timeline import TimelineEntry
 from vllm_pin.verify_checks import Context
@@ -91,7 +91,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         if vllm is not None:
             env.notes.append(f"VLLM_* variables not checked: no envs.py facts for {vllm.label}")
         return
-    knowledge = parse_knowledge(ctx.matrix.curated) if ctx.matrix is not None else None
+    knowledge = ctx.matrix.knowledge if ctx.matrix is not None else None
     facts = [f for f in (knowledge.facts if knowledge else ()) if f.applies(knobs.version)]
     extra_env = frozenset().union(*(f.env_vars for f in facts))
     where = f"vllm {knobs.version}"
