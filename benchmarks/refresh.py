@@ -20,8 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from vllm_pin import refresh, releases_file
-from vllm_pin.pypi import DEFAULT_INDEX_URL, PyPIClient
+from vllm_pin.refresh import releases as refresh
+
+from vllm_pin.matrix import releases_file
+from vllm_pin.index.pypi import DEFAULT_INDEX_URL, PyPIClient
 
 TARGET_COLD_S = 20.0
 TARGET_WARM_S = 2.0
@@ -44,7 +46,7 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     releases_file.dumps(result.document)
     wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
     if with_timeline:
-        from vllm_pin import timeline
+        from vllm_pin.matrix import timeline
 
         wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
         timeline.merged_text(client, wheels, None)  # a full refresh keeps no committed rows

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin.ci_matrix import matrix_entries
 from vllm_pin.cli import main
-from vllm_pin.matrix import load_matrix
-from vllm_pin.provision_envs import env_specs
+from vllm_pin.matrix.model import load_matrix
+from vllm_pin.provision.ci_matrix import matrix_entries
+from vllm_pin.provision.envs import env_specs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "provision"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from vllm_pin import doctor
-from vllm_pin import timeline as tl
 from vllm_pin.cli import main
-from vllm_pin.knowledge import Knowledge
-from vllm_pin.matrix import load_matrix
+from vllm_pin.doctor import diagnose as doctor
+from vllm_pin.matrix import timeline as tl
+from vllm_pin.matrix.knowledge import Knowledge
+from vllm_pin.matrix.model import load_matrix
 
 ROOT = Path(__file__).parent.parent
 LOGS = Path(__file__).parent / "fixtures" / "logs"

@@ -40,7 +40,15 @@ CASES: dict[str, list[str]] = {
     "pin-check-all": ["pin", "--all", "--check"],
     "verify-r-torch-wrong": ["verify", "-r", "{tmp}/bad.txt", "--vllm", "0.10.1.1"],
     "verify-r-json": ["verify", "-r", "{tmp}/bad.txt", "--vllm", "0.10.1.1", "--json"],
-    "verify-r-github": ["verify", "-r", "{tmp}/bad.txt", "--vllm", "0.10.1.1", "--format", "github"],
+    "verify-r-github": [
+        "verify",
+        "-r",
+        "{tmp}/bad.txt",
+        "--vllm",
+        "0.10.1.1",
+        "--format",
+        "github",
+    ],
     "verify-r-ok": ["verify", "-r", "{tmp}/r.txt", "--vllm", "0.10.1.1", "-v"],
 }
 for log in sorted(LOGS.glob("*.log")):
@@ -69,7 +77,9 @@ def _prepare(tmp: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_command_output_unchanged(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_output_unchanged(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(ROOT)
     for var in ("VLLM_PIN_INDEX_URL", "VLLM_PIN_EXTRA_INDEX_URL", "VLLM_PIN_FIND_LINKS"):
         monkeypatch.delenv(var, raising=False)
@@ -121,7 +131,9 @@ def test_pyproject_extra_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(ROOT)
     target = tmp_path / "pyproject.toml"
     shutil.copy(Path(__file__).parent / "fixtures" / "pyproject" / "commented.toml", target)
-    log = _run(["pin", "--vllm", "0.10.1.1", "--pyproject", str(target), "--extra", "vllm"], tmp_path)
+    log = _run(
+        ["pin", "--vllm", "0.10.1.1", "--pyproject", str(target), "--extra", "vllm"], tmp_path
+    )
     got = log + "--- pyproject\n" + target.read_text()
     path = GOLDEN / "pyproject-extra-0.10.1.1.txt"
     if RECORD:

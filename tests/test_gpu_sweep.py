@@ -18,22 +18,22 @@ import pytest
 from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
-from vllm_pin.gpu_consistency import check_consistency
-from vllm_pin.gpu_log import error_signature, exception_lines, selected_mode
-from vllm_pin.gpu_machine import gpu_info, gpu_slug, installed_vllm
-from vllm_pin.gpu_observation import build_observation, summary
-from vllm_pin.gpu_outcome import (
+from vllm_pin.gpu.consistency import check_consistency
+from vllm_pin.gpu.log import error_signature, exception_lines, selected_mode
+from vllm_pin.gpu.machine import gpu_info, gpu_slug, installed_vllm
+from vllm_pin.gpu.observation import build_observation, summary
+from vllm_pin.gpu.outcome import (
     outcome_from_run,
     requote_probe,
     skip_reason,
     skipped,
     unlocks_dependents,
 )
-from vllm_pin.gpu_plan import Config, Knobs, knobs_from_entry, plan, release_knobs
-from vllm_pin.gpu_process import BASE_ENV, child_env
-from vllm_pin.gpu_work_dir import WorkDir
-from vllm_pin.observed import MODE_ORDER, Outcome, dump, load
-from vllm_pin.timeline import TimelineEntry, dumps
+from vllm_pin.gpu.plan import Config, Knobs, knobs_from_entry, plan, release_knobs
+from vllm_pin.gpu.process import BASE_ENV, child_env
+from vllm_pin.gpu.work_dir import WorkDir
+from vllm_pin.matrix.observed import MODE_ORDER, Outcome, dump, load
+from vllm_pin.matrix.timeline import TimelineEntry, dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin import indexes
-from vllm_pin.indexes import NO_INDEX, IndexConfig
+from vllm_pin.index import settings as indexes
+from vllm_pin.index.settings import NO_INDEX, IndexConfig
 
 CPU = "https://download.pytorch.org/whl/cpu"
 

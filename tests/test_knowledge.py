@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from vllm_pin import timeline as tl
 from vllm_pin.errors import MatrixError
-from vllm_pin.knowledge import (
+from vllm_pin.matrix import timeline as tl
+from vllm_pin.matrix.knowledge import (
     Knowledge,
     Universe,
     knob_problems,
@@ -18,7 +18,7 @@ from vllm_pin.knowledge import (
     parse_knowledge,
     parse_known_issues,
 )
-from vllm_pin.matrix import load_matrix
+from vllm_pin.matrix.model import load_matrix
 
 ROOT = Path(__file__).parent.parent
 LOGS = Path(__file__).parent / "fixtures" / "logs"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin.indexes import NO_INDEX, IndexConfig
-from vllm_pin.lock import LockError, Target, check_together, compile_lock, find_uv
+from vllm_pin.index.settings import NO_INDEX, IndexConfig
+from vllm_pin.pin.lock import LockError, Target, check_together, compile_lock, find_uv
 
 TARGET = Target("3.12", "x86_64-manylinux_2_28")
 

@@ -10,7 +10,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
-from vllm_pin.matrix import Matrix, load_matrix, series_of
+from vllm_pin.matrix.model import Matrix, load_matrix, series_of
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matrix"
 REPO_MATRIX = Path(__file__).parent.parent / "matrix"

@@ -10,7 +10,7 @@ import pytest
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError
-from vllm_pin.observed import (
+from vllm_pin.matrix.observed import (
     Consistency,
     Meta,
     Observation,

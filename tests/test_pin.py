@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from vllm_pin.cli import main
-from vllm_pin.lockfile import lock_digest
+from vllm_pin.pin.lockfile import lock_digest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
@@ -505,8 +505,8 @@ def test_lock_offline_with_find_links(matrix_dir: Path, wheels: Path) -> None:
     ],
 )
 def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -> None:
-    from vllm_pin.cutoff import lock_cutoff
-    from vllm_pin.matrix import load_matrix
+    from vllm_pin.matrix.model import load_matrix
+    from vllm_pin.pin.cutoff import lock_cutoff
 
     cutoff = lock_cutoff(load_matrix(matrix_dir).release("0.1.0", distribution="vllm"), given)
     assert (cutoff.value, cutoff.rule) == (value, rule)
@@ -514,8 +514,8 @@ def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -
 
 
 def test_lock_cutoff_package_exceptions(matrix_dir: Path) -> None:
-    from vllm_pin.cutoff import lock_cutoff
-    from vllm_pin.matrix import load_matrix
+    from vllm_pin.matrix.model import load_matrix
+    from vllm_pin.pin.cutoff import lock_cutoff
 
     release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")
     cutoff = lock_cutoff(release, "", ["PyAirports=2025-10-01", "none"])
@@ -540,8 +540,8 @@ def test_python_choices_follow_wheel_tags(
 ) -> None:
     from dataclasses import replace
 
-    from vllm_pin.matrix import load_matrix
-    from vllm_pin.pins import python_choices
+    from vllm_pin.matrix.model import load_matrix
+    from vllm_pin.pin.pins import python_choices
 
     release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")  # >=3.8
     platform = replace(release.platform("x86_64"), python_tags=tuple(tags), abi_tag=abi)
@@ -558,7 +558,7 @@ def test_python_choices_follow_wheel_tags(
     ],
 )
 def test_lock_digest_reads_the_header_only(tmp_path: Path, text: str, digest: str) -> None:
-    from vllm_pin.lockfile import lock_current
+    from vllm_pin.pin.lockfile import lock_current
 
     assert lock_digest(text) == digest
     path = tmp_path / "requirements.lock"
@@ -642,7 +642,7 @@ def test_all_check_and_skipped(
 @pytest.mark.provision
 def test_committed_cuda_lock_syncs_and_imports(tmp_path: Path) -> None:
     """`uv pip sync` of envs/0.10's lock into a fresh venv gives an importable vLLM."""
-    from vllm_pin.lock import find_uv
+    from vllm_pin.pin.lock import find_uv
 
     env_dir = REPO / "envs" / "0.10"
     python_version = next(

@@ -17,18 +17,16 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from vllm_pin import (
-    indexes,
-    provision,
-    provision_build,
-    provision_checks,
-    provision_envs,
-    provision_lock,
-    provision_pythons,
-    provision_report,
-)
 from vllm_pin.errors import UnknownReleaseError, VllmPinError
-from vllm_pin.matrix import Matrix, load_matrix
+from vllm_pin.index import settings as indexes
+from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.provision import build as provision_build
+from vllm_pin.provision import checks as provision_checks
+from vllm_pin.provision import envs as provision_envs
+from vllm_pin.provision import lock as provision_lock
+from vllm_pin.provision import pythons as provision_pythons
+from vllm_pin.provision import report as provision_report
+from vllm_pin.provision import session as provision
 
 FIXTURES = Path(__file__).parent / "fixtures" / "provision"
 TINY_LOCK = FIXTURES / "tiny.lock"

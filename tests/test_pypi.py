@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FakeIndex, Route, Sparse
 from vllm_pin.errors import PackageIndexError
-from vllm_pin.pypi import IndexFile, PyPIClient, default_cache_dir
+from vllm_pin.index.pypi import IndexFile, PyPIClient, default_cache_dir
 
 PEP658_WHEEL = "vllm-0.10.1.1-cp38-abi3-manylinux1_x86_64.whl"
 RANGE_WHEEL = "vllm-0.1.4-cp311-cp311-manylinux1_x86_64.whl"

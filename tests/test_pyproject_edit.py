@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from vllm_pin import pyproject_edit as pe
 from vllm_pin.errors import PyprojectError
+from vllm_pin.pin import pyproject_edit as pe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
 ENV = {

@@ -12,20 +12,15 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from conftest import FakeIndex
-from vllm_pin import (
-    anomalies,
-    cli,
-    core_metadata,
-    refresh,
-    refresh_summary,
-    release_rows,
-    releases_file,
-    timeline,
-    toml_emit,
-    wheels,
-)
+from vllm_pin import cli
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.pypi import IndexFile, PyPIClient
+from vllm_pin.index import wheels
+from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.matrix import core_metadata, releases_file, timeline, toml_emit
+from vllm_pin.refresh import anomalies
+from vllm_pin.refresh import releases as refresh
+from vllm_pin.refresh import rows as release_rows
+from vllm_pin.refresh import summary as refresh_summary
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from vllm_pin import smoke
+from vllm_pin.in_env import smoke
 
 SMOKE = Path(smoke.__file__)
 REPO = Path(__file__).resolve().parent.parent

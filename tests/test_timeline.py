@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 import pytest
 from packaging.version import Version
 
-from vllm_pin import timeline as tl
-from vllm_pin import vllm_source
 from vllm_pin.cli import main
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.pypi import IndexFile
+from vllm_pin.index.pypi import IndexFile
+from vllm_pin.matrix import timeline as tl
+from vllm_pin.matrix import vllm_source
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vllm_source"
 MATRIX = Path(__file__).parent.parent / "matrix"
@@ -327,8 +327,8 @@ def test_cli_timeline_missing_file(
 @pytest.mark.network
 def test_collect_from_the_real_index(tmp_path: Path) -> None:
     """Range-reads the real 0.10.1.1 wheel (a few hundred KiB of a 414 MB file)."""
-    from vllm_pin.pypi import PyPIClient
-    from vllm_pin.wheels import group_by_version, representatives
+    from vllm_pin.index.pypi import PyPIClient
+    from vllm_pin.index.wheels import group_by_version, representatives
 
     client = PyPIClient(cache_dir=tmp_path)
     wanted = Version("0.10.1.1")

@@ -12,7 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError
-from vllm_pin.tomlfields import Fields, table_name
+from vllm_pin.matrix.tomlfields import Fields, table_name
 
 TABLE: dict[str, Any] = {
     "name": "flash",

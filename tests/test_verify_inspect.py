@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin import inspect_env
 from vllm_pin.cli import main
-from vllm_pin.verify_env import inspect_interpreter
-from vllm_pin.verify_imports import run_import_check
+from vllm_pin.in_env import inspect_env
+from vllm_pin.verify.env import inspect_interpreter
+from vllm_pin.verify.imports import run_import_check
 
 MATRIX = Path(__file__).parent / "fixtures" / "verify" / "matrix"
 

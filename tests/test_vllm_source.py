@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vllm_pin import vllm_source
+from vllm_pin.matrix import vllm_source
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vllm_source"
 

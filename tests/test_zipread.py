@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from conftest import INDEX_FIXTURES, Sparse
-from vllm_pin.zipread import (
+from vllm_pin.index.zipread import (
     TAIL_BYTES,
     ZipReadError,
     read_central_directory,

