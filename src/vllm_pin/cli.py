@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "re-read every vLLM release's pins from the package index",
     ),
     "matrix": ("vllm_pin.commands.matrix", "print the compatibility matrix as a table (or --json)"),
-    "show": ("vllm_pin.matrix.describe", "show one release with the provenance of every field"),
+    "show": ("vllm_pin.commands.show", "show one release with the provenance of every field"),
     "pin": (
         "vllm_pin.commands.pin",
         "write requirements-vllm.txt, pyproject extras and hashed locks",
@@ -50,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vllm_pin.provision.ci_matrix",
         "print a GitHub Actions matrix of provision sessions",
     ),
-    "gpu-sweep": ("vllm_pin.gpu.sweep", "run every attention backend x cudagraph mode on a GPU"),
+    "gpu-sweep": ("vllm_pin.commands.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
 }
 
 EXAMPLES = """examples:

@@ -10,7 +10,6 @@ the defaults" for extra index URLs.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -109,43 +108,6 @@ def index_config(
                 f"fix --find-links or ${ENV_FIND_LINKS}"
             )
     return config
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --index-url/--extra-index-url/--find-links so every command spells them alike."""
-    parser.add_argument(
-        "--index-url",
-        default=None,
-        help=f"package index; 'none' for no index (default: ${ENV_INDEX_URL} or PyPI)",
-    )
-    parser.add_argument(
-        "--no-index", action="store_true", help="only --find-links (same as --index-url none)"
-    )
-    parser.add_argument(
-        "--extra-index-url",
-        action="append",
-        default=None,
-        help=f"additional index, repeatable; 'none' for none (default: ${ENV_EXTRA_INDEX_URL})",
-    )
-    parser.add_argument(
-        "--find-links",
-        action="append",
-        default=None,
-        help=f"directory or URL of wheels, repeatable (default: ${ENV_FIND_LINKS})",
-    )
-
-
-def from_args(
-    args: argparse.Namespace, default_extra_index_urls: Sequence[str] = ()
-) -> IndexConfig:
-    """The configuration from arguments added by :func:`add_arguments`, over the environment."""
-    index_url = NO_INDEX if args.no_index else args.index_url
-    return index_config(
-        index_url,
-        args.extra_index_url,
-        args.find_links,
-        default_extra_index_urls=default_extra_index_urls,
-    )
 
 
 def _entries(given: Iterable[str] | None, from_env: str) -> tuple[str, ...]:
