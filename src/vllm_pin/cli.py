@@ -17,7 +17,7 @@ from vllm_pin.errors import VllmPinError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "refresh": (
-        "vllm_pin.refresh.releases",
+        "vllm_pin.commands.refresh",
         "re-read every vLLM release's pins from the package index",
     ),
     "matrix": ("vllm_pin.commands.matrix", "print the compatibility matrix as a table (or --json)"),
@@ -27,27 +27,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write requirements-vllm.txt, pyproject extras and hashed locks",
     ),
     "verify": (
-        "vllm_pin.verify.report",
+        "vllm_pin.commands.verify",
         "check an environment (or a requirements file) for breakage",
     ),
     "timeline": (
-        "vllm_pin.matrix.timeline",
+        "vllm_pin.commands.timeline",
         "first and last release that has an env var/backend/mode",
     ),
     "doctor": (
-        "vllm_pin.doctor.diagnose",
+        "vllm_pin.commands.doctor",
         "map a log or traceback to the fix valid for your versions",
     ),
     "provision": (
-        "vllm_pin.provision.session",
+        "vllm_pin.commands.provision",
         "build .envs/<name> with uv, verify and smoke-test it",
     ),
     "smoke": (
-        "vllm_pin.in_env.smoke",
+        "vllm_pin.commands.smoke",
         "smoke-test the current environment: imports, tiny generate",
     ),
     "ci-matrix": (
-        "vllm_pin.provision.ci_matrix",
+        "vllm_pin.commands.ci_matrix",
         "print a GitHub Actions matrix of provision sessions",
     ),
     "gpu-sweep": ("vllm_pin.commands.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
