@@ -21,17 +21,17 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))  # the checkout's code, even if an older copy is installed
 
-from vllm_pin.provision import envs as provision_envs  # noqa: E402
 from vllm_pin.errors import VllmPinError  # noqa: E402
 from vllm_pin.matrix.model import series_of  # noqa: E402
 from vllm_pin.matrix.observed import load_observations  # noqa: E402
+from vllm_pin.provision import envs as provision_envs  # noqa: E402
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_missing_interpreters = True
 
 
 def _provision(session: nox.Session, *args: str) -> None:
-    session.run(sys.executable, "-m", "vllm_pin.provision.session", "--root", str(ROOT), *args)
+    session.run(sys.executable, "-m", "vllm_pin", "provision", "--root", str(ROOT), *args)
 
 
 @nox.session(python=False, tags=["ci"])

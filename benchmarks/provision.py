@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from vllm_pin import (  # noqa: E402
-    indexes,
-    provision_build,
-    provision_envs,
-    provision_lock,
-    provision_pythons,
-)
+from vllm_pin.commands._options import add_index_options, index_from  # noqa: E402
 from vllm_pin.errors import VllmPinError  # noqa: E402
+from vllm_pin.index.settings import IndexConfig  # noqa: E402
+from vllm_pin.names import VARIANTS, Variant  # noqa: E402
+from vllm_pin.provision import build as provision_build  # noqa: E402
+from vllm_pin.provision import envs as provision_envs  # noqa: E402
+from vllm_pin.provision import lock as provision_lock  # noqa: E402
+from vllm_pin.provision import pythons as provision_pythons  # noqa: E402
 
 
 def timed(label: str, func: Callable[[], object]) -> float:
@@ -66,13 +66,13 @@ def pip_install(venv: Path, python: Path, requirement: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--vllm", default="0.10", help="env name or release (default 0.10)")
-    parser.add_argument("--variant", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--variant", choices=VARIANTS, default="cuda")
     parser.add_argument("--skip-pip", action="store_true", help="uv only (pip cold takes minutes)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the numbers here")
-    indexes.add_arguments(parser)
+    add_index_options(parser)
     args = parser.parse_args(argv)
     try:
-        meta, seconds = run(args)
+        meta, seconds = run(args.vllm, args.variant, index_from(args), skip_pip=args.skip_pip)
     except (VllmPinError, subprocess.CalledProcessError) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, float]]:
+def run(
+    request: str, variant: Variant, index: IndexConfig, *, skip_pip: bool
+) -> tuple[dict[str, str], dict[str, float]]:
     """Lock (untimed), then time each way of building the environment."""
-    index = indexes.from_args(args)
-    spec = provision_envs.resolve_request(ROOT, args.vllm, args.variant)
+    spec = provision_envs.resolve_request(ROOT, request, variant)
     minor, python = provision_pythons.choose_python(spec, provision_pythons.find_pythons())
     lock = provision_lock.ensure_lock(spec, minor, index, force=False)
     meta = {
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, float]]:
     (ROOT / provision_envs.BUILD_DIR).mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / provision_envs.BUILD_DIR))
     try:
-        if not args.skip_pip:
+        if not skip_pip:
             requirement = f"{spec.distribution}=={spec.release}"
             seconds["pip_cold"] = timed(
                 f"pip cold ({requirement})", lambda: pip_install(work / "pip", python, requirement)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from vllm_pin.refresh import releases as refresh
-
-from vllm_pin.matrix import releases_file
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, PyPIClient
+from vllm_pin.matrix import releases_file
+from vllm_pin.refresh import releases as refresh
+from vllm_pin.refresh import timeline_scan
 
 TARGET_COLD_S = 20.0
 TARGET_WARM_S = 2.0
@@ -46,10 +46,8 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     releases_file.dumps(result.document)
     wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
     if with_timeline:
-        from vllm_pin.matrix import timeline
-
         wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
-        timeline.merged_text(client, wheels, None)  # a full refresh keeps no committed rows
+        timeline_scan.merged_text(client, wheels, None)  # a full refresh keeps no committed rows
         wheel_bytes.update({f.sha256: f.size for f in wheels.values()})
     return Run(
         time.perf_counter() - start,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from vllm_pin.commands import _options
 from vllm_pin.index import settings as indexes
 from vllm_pin.index.settings import NO_INDEX, IndexConfig
+from vllm_pin.pin.options import IndexOptions
 
 CPU = "https://download.pytorch.org/whl/cpu"
 
@@ -65,8 +67,29 @@ def test_default_extra_index(
 @pytest.mark.parametrize("argv", [["--no-index"], ["--index-url", "none"]])
 def test_no_index_spellings(argv: list[str], tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    indexes.add_arguments(parser)
+    _options.add_index_options(parser)
     args = parser.parse_args([*argv, "--find-links", str(tmp_path)])
-    config = indexes.from_args(args)
+    config = _options.index_from(args)
     assert config.uv_args() == ["--no-index", "--find-links", str(tmp_path)]
     assert indexes.index_config(environ=config.env()) == config  # round-trips through env
+
+
+@pytest.mark.parametrize(
+    ("argv", "options"),
+    [
+        (["--no-index"], IndexOptions(no_index=True)),
+        (["--index-url", "none"], IndexOptions(index_url="none")),
+        (["--extra-index-url", "https://m"], IndexOptions(extra_index_urls=("https://m",))),
+        ([], IndexOptions()),
+    ],
+)
+def test_pin_index_options_read_like_the_shared_options(
+    argv: list[str], options: IndexOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pin keeps the raw values (its default index depends on the variant): same config."""
+    for var in ("VLLM_PIN_INDEX_URL", "VLLM_PIN_EXTRA_INDEX_URL", "VLLM_PIN_FIND_LINKS"):
+        monkeypatch.delenv(var, raising=False)
+    parser = argparse.ArgumentParser()
+    _options.add_index_options(parser)
+    expected = _options.index_from(parser.parse_args(argv), default_extra_index_urls=(CPU,))
+    assert options.config(default_extra_index_urls=(CPU,)) == expected

@@ -9,13 +9,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vllm_pin.cli import main
-from vllm_pin.pin.lockfile import lock_digest
+from vllm_pin.cli import build_parser, main
+from vllm_pin.commands.pin import options_from
+from vllm_pin.matrix.model import load_matrix
+from vllm_pin.pin.cutoff import lock_cutoff
+from vllm_pin.pin.generate import generate
+from vllm_pin.pin.lock import find_uv
+from vllm_pin.pin.lockfile import lock_current, lock_digest
+from vllm_pin.pin.options import IndexOptions, PinOptions
+from vllm_pin.pin.pins import python_choices
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
@@ -359,6 +367,71 @@ def test_sources_precedence(
     assert [ln for ln in text if ln.startswith("--")] == lines  # find-links are never written
 
 
+def parse_pin(*argv: str) -> PinOptions:
+    return options_from(build_parser(["pin"]).parse_args(["pin", *argv]))
+
+
+def test_options_defaults_are_the_command_lines() -> None:
+    assert parse_pin() == PinOptions()
+
+
+def test_options_from_reads_every_option(tmp_path: Path) -> None:
+    options = parse_pin(
+        *("--vllm", "0.10", "--variant", "cpu", "--machine", "aarch64", "--allow-yanked"),
+        *("--matrix-dir", "m", "-o", "r.txt", "--explain", "--check"),
+        *("--pyproject", "p.toml", "--extra", "vllm", "--conflict-with", "a"),
+        *("--lock", "--lock-output", "r.lock", "--python-version", "3.11"),
+        *("--python-platform", "linux", "--without", "torchvision", "--exclude-newer", "none"),
+        *("--exclude-newer-package", "x=2025-01-01", "--timeout", "5", "--offline"),
+        *("--index-url", "https://i", "--no-index", "--extra-index-url", "https://e"),
+        *("--find-links", str(tmp_path), "--all", "--only", "0.10", "0.32-cpu"),
+        *("--envs-dir", "e", "--no-lock", "--relock", "-j", "2"),
+    )
+    assert options == PinOptions(
+        vllm="0.10",
+        variant="cpu",
+        machine="aarch64",
+        allow_yanked=True,
+        matrix_dir=Path("m"),
+        output="r.txt",
+        explain=True,
+        check=True,
+        pyproject=Path("p.toml"),
+        extra="vllm",
+        conflict_with=("a",),
+        lock=True,
+        lock_output="r.lock",
+        python_version="3.11",
+        python_platform="linux",
+        without=("torchvision",),
+        exclude_newer="none",
+        exclude_newer_package=("x=2025-01-01",),
+        timeout=5.0,
+        offline=True,
+        index=IndexOptions("https://i", True, ("https://e",), (str(tmp_path),)),
+        all=True,
+        only=("0.10", "0.32-cpu"),
+        envs_dir=Path("e"),
+        no_lock=True,
+        relock=True,
+        jobs=2,
+    )
+
+
+def test_library_takes_plain_options(matrix_dir: Path) -> None:
+    """The library is called without a command line; the file repeats the options given."""
+    index = IndexOptions(extra_index_urls=("https://mirror/simple",))
+    options = PinOptions(vllm="0.32.0", variant="cpu", output="r.txt", index=index)
+    assert generate(options) == 0
+    text = Path("r.txt").read_text()
+    assert (
+        "regenerate with: vllm-pin pin --vllm 0.32.0 --variant cpu "
+        "--extra-index-url https://mirror/simple -o r.txt\n" in text
+    )
+    assert "--extra-index-url https://mirror/simple\n" in text  # replaces the cpu index
+    assert generate(replace(options, check=True)) == 0
+
+
 def test_machine_picks_platform_metadata(matrix_dir: Path) -> None:
     assert pin("--vllm", "0.10.2", "--machine", "aarch64", "-o", "arm.txt") == 0
     assert pins_of(Path("arm.txt")) == ["vllm==0.10.2", 'torch==2.8.0; platform_machine != "s390x"']
@@ -505,18 +578,12 @@ def test_lock_offline_with_find_links(matrix_dir: Path, wheels: Path) -> None:
     ],
 )
 def test_lock_cutoff_rule(matrix_dir: Path, given: str, value: str, rule: str) -> None:
-    from vllm_pin.matrix.model import load_matrix
-    from vllm_pin.pin.cutoff import lock_cutoff
-
     cutoff = lock_cutoff(load_matrix(matrix_dir).release("0.1.0", distribution="vllm"), given)
     assert (cutoff.value, cutoff.rule) == (value, rule)
     assert cutoff.given == ("" if given in ("", "default") else given)
 
 
 def test_lock_cutoff_package_exceptions(matrix_dir: Path) -> None:
-    from vllm_pin.matrix.model import load_matrix
-    from vllm_pin.pin.cutoff import lock_cutoff
-
     release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")
     cutoff = lock_cutoff(release, "", ["PyAirports=2025-10-01", "none"])
     assert cutoff.packages == ("pyairports=2025-10-01T00:00:00Z",)
@@ -538,11 +605,6 @@ def test_lock_cutoff_package_exceptions(matrix_dir: Path) -> None:
 def test_python_choices_follow_wheel_tags(
     matrix_dir: Path, tags: list[str], abi: str, expected: list[str]
 ) -> None:
-    from dataclasses import replace
-
-    from vllm_pin.matrix.model import load_matrix
-    from vllm_pin.pin.pins import python_choices
-
     release = load_matrix(matrix_dir).release("0.1.0", distribution="vllm")  # >=3.8
     platform = replace(release.platform("x86_64"), python_tags=tuple(tags), abi_tag=abi)
     assert python_choices(release, platform) == expected
@@ -558,8 +620,6 @@ def test_python_choices_follow_wheel_tags(
     ],
 )
 def test_lock_digest_reads_the_header_only(tmp_path: Path, text: str, digest: str) -> None:
-    from vllm_pin.pin.lockfile import lock_current
-
     assert lock_digest(text) == digest
     path = tmp_path / "requirements.lock"
     path.write_text(text)
@@ -642,8 +702,6 @@ def test_all_check_and_skipped(
 @pytest.mark.provision
 def test_committed_cuda_lock_syncs_and_imports(tmp_path: Path) -> None:
     """`uv pip sync` of envs/0.10's lock into a fresh venv gives an importable vLLM."""
-    from vllm_pin.pin.lock import find_uv
-
     env_dir = REPO / "envs" / "0.10"
     python_version = next(
         line.split('"')[1]

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
+from vllm_pin import cli
+from vllm_pin.commands import provision as provision_command
 from vllm_pin.errors import UnknownReleaseError, VllmPinError
 from vllm_pin.index import settings as indexes
 from vllm_pin.matrix.model import Matrix, load_matrix
@@ -476,24 +478,25 @@ def test_cli_errors(
     root: Path, argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", str(FIXTURES / "matrix"))
-    monkeypatch.delenv(provision.RELEASE_ENV, raising=False)
+    monkeypatch.delenv(provision_command.RELEASE_ENV, raising=False)
     parser = argparse.ArgumentParser()
-    provision.configure(parser)
+    provision_command.configure(parser)
     with pytest.raises(VllmPinError, match=message):
-        provision.run(parser.parse_args([*argv, "--root", str(root)]))
+        provision_command.run(parser.parse_args([*argv, "--root", str(root)]))
 
 
 def test_list_prints_every_session_and_main_turns_errors_into_exit_2(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", str(FIXTURES / "matrix"))
-    monkeypatch.delenv(provision.RELEASE_ENV, raising=False)
-    assert provision.main(["--list", "--root", str(root)]) == 0
+    monkeypatch.delenv(provision_command.RELEASE_ENV, raising=False)
+    assert cli.main(["provision", "--list", "--root", str(root)]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == [f"provision-{n}" for n in ("0.1", "0.9", "0.10", "0.31-cpu", "0.32-cpu")]
-    assert provision.main(["--root", str(root)]) == 2
+    assert cli.main(["provision", "--root", str(root)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("provision: error: name an environment") and err.count("\n") == 1
+    assert err.startswith("vllm-pin provision: error: name an environment")
+    assert err.count("\n") == 1
 
 
 # -- index configuration ---------------------------------------------------------------------
@@ -548,3 +551,10 @@ def test_vllm_pin_settings_never_reach_the_environment_under_test(
     env = provision_checks.without_tool_vars()
     assert "VLLM_PIN_RELEASE" not in env and "VLLM_PIN_MATRIX_DIR" not in env
     assert env["VLLM_USE_V1"] == "1"  # the user's vLLM settings are what verify checks
+
+
+def test_smoke_script_is_the_standalone_in_env_module() -> None:
+    """provision runs the file itself in the venv's Python: it must exist and be in_env's."""
+    script = provision_checks.smoke_script()
+    assert script.is_file()
+    assert script.parent.name == "in_env" and script.name == "smoke.py"

@@ -13,11 +13,12 @@ from packaging.version import Version
 
 from conftest import FakeIndex
 from vllm_pin import cli
+from vllm_pin.commands import refresh as refresh_command
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index import wheels
 from vllm_pin.index.pypi import IndexFile, PyPIClient
-from vllm_pin.matrix import core_metadata, releases_file, timeline, toml_emit
-from vllm_pin.refresh import anomalies
+from vllm_pin.matrix import core_metadata, releases_file, toml_emit
+from vllm_pin.refresh import anomalies, timeline_scan
 from vllm_pin.refresh import releases as refresh
 from vllm_pin.refresh import rows as release_rows
 from vllm_pin.refresh import summary as refresh_summary
@@ -369,7 +370,7 @@ def test_summary_orders_rows_by_version() -> None:
 @pytest.fixture
 def matrix_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty matrix dir; timeline.toml (another module's file) is stubbed out here."""
-    monkeypatch.setattr(timeline, "merged_text", lambda client, wheels, path: "# timeline\n")
+    monkeypatch.setattr(timeline_scan, "merged_text", lambda client, wheels, path: "# timeline\n")
     path = tmp_path / "matrix"
     path.mkdir()
     return path
@@ -503,7 +504,9 @@ def _fast_retry_client(*args: Any, **kwargs: Any) -> PyPIClient:
 
 def test_bad_only_value(matrix_dir: Path) -> None:
     with pytest.raises(VllmPinError, match="--only 'ten' is not a version"):
-        refresh.run(argparse.Namespace(only=["ten"], matrix_dir=matrix_dir))
+        parser = argparse.ArgumentParser()
+        refresh_command.configure(parser)
+        refresh_command.run(parser.parse_args(["--only", "ten", "--matrix-dir", str(matrix_dir)]))
 
 
 # -- the real index ------------------------------------------------------------------------
@@ -562,7 +565,7 @@ class _Stream(io.StringIO):
 )
 def test_progress_is_live_on_a_terminal_and_plain_otherwise(tty: bool, expected: str) -> None:
     stream = _Stream(tty)
-    show = refresh._progress_printer(stream)
+    show = refresh_command.progress_printer(stream)
     show("metadata", 1, 2)
     show("metadata", 2, 2)
     assert stream.getvalue() == expected

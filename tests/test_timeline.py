@@ -1,4 +1,5 @@
-"""The per-release timeline: collection from wheels, the file format, and `vllm-pin timeline`."""
+"""The per-release timeline: collection from wheels (refresh.timeline_scan, matrix.vllm_source),
+the file format (matrix.timeline), and `vllm-pin timeline`."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from packaging.version import Version
 
 from vllm_pin.cli import main
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.index.pypi import IndexFile
+from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.wheels import group_by_version, representatives
 from vllm_pin.matrix import timeline as tl
 from vllm_pin.matrix import vllm_source
+from vllm_pin.refresh import timeline_scan as scan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vllm_source"
 MATRIX = Path(__file__).parent.parent / "matrix"
@@ -79,7 +82,7 @@ def test_collect_reads_only_the_parsed_members(tmp_path: Path) -> None:
         },
     )
     client = ZipClient({old.filename: old_path, new.filename: new_path}, tmp_path / "cache")
-    entries = tl.collect(client, {Version("0.13.0"): new, Version("0.4.1"): old})  # type: ignore[arg-type]
+    entries = scan.collect(client, {Version("0.13.0"): new, Version("0.4.1"): old})  # type: ignore[arg-type]
     assert "vllm/model_executor/big.py" not in client.asked
     e_old, e_new = entries[Version("0.4.1")], entries[Version("0.13.0")]
     assert e_old.env_vars == frozenset() and not e_old.known("env-vars")
@@ -103,9 +106,9 @@ def _entries() -> dict[Version, tl.TimelineEntry]:
         "vllm/platforms/interface.py": src("interface_0_10"),
     }
     return {
-        Version("0.10.0"): tl.entry_from_files(files_old, "a.whl"),
-        Version("0.9.1"): tl.entry_from_files(files_old, "b.whl"),
-        Version("0.33.0"): tl.entry_from_files(files_new, "c.whl"),
+        Version("0.10.0"): vllm_source.entry_from_files(files_old, "a.whl"),
+        Version("0.9.1"): vllm_source.entry_from_files(files_old, "b.whl"),
+        Version("0.33.0"): vllm_source.entry_from_files(files_new, "c.whl"),
     }
 
 
@@ -135,7 +138,7 @@ def test_merged_text_keeps_other_releases(tmp_path: Path) -> None:
         {"vllm/attention/selector.py": src("selector_0_4")},
     )
     client = ZipClient({f.filename: wheel}, tmp_path / "cache")
-    merged = tl.loads(tl.merged_text(client, {Version("0.4.1"): f}, path))  # type: ignore[arg-type]
+    merged = tl.loads(scan.merged_text(client, {Version("0.4.1"): f}, path))  # type: ignore[arg-type]
     assert sorted(merged) == [
         Version("0.4.1"),
         Version("0.9.1"),
@@ -143,7 +146,7 @@ def test_merged_text_keeps_other_releases(tmp_path: Path) -> None:
         Version("0.33.0"),
     ]
     # a full refresh (no committed file to keep) has only the releases it read
-    full = tl.loads(tl.merged_text(client, {Version("0.4.1"): f}, None))  # type: ignore[arg-type]
+    full = tl.loads(scan.merged_text(client, {Version("0.4.1"): f}, None))  # type: ignore[arg-type]
     assert sorted(full) == [Version("0.4.1")]
 
 
@@ -162,7 +165,7 @@ def _cached_release(tmp_path: Path) -> tuple[ZipClient, dict[Version, IndexFile]
         _members_0_13(),
     )
     client = ZipClient({f.filename: wheel}, tmp_path / "cache")
-    tl.collect(client, {Version("0.13.0"): f})  # type: ignore[arg-type]
+    scan.collect(client, {Version("0.13.0"): f})  # type: ignore[arg-type]
     (entry_path,) = (tmp_path / "cache" / "timeline").iterdir()
     assert entry_path.name == f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
     client.asked.clear()
@@ -171,8 +174,8 @@ def _cached_release(tmp_path: Path) -> tuple[ZipClient, dict[Version, IndexFile]
 
 def test_collect_parses_each_wheel_once(tmp_path: Path) -> None:
     client, files, _ = _cached_release(tmp_path)
-    fresh = tl.entry_from_files(_members_0_13(), files[Version("0.13.0")].filename)
-    assert tl.collect(client, files) == {Version("0.13.0"): fresh}  # type: ignore[arg-type]
+    fresh = vllm_source.entry_from_files(_members_0_13(), files[Version("0.13.0")].filename)
+    assert scan.collect(client, files) == {Version("0.13.0"): fresh}  # type: ignore[arg-type]
     assert client.asked == []  # nothing read, nothing parsed
 
 
@@ -182,7 +185,7 @@ def test_a_new_parser_version_invalidates_the_cache(
     client, files, old_entry = _cached_release(tmp_path)
     bumped = vllm_source.PARSER_VERSION + 1
     monkeypatch.setattr(vllm_source, "PARSER_VERSION", bumped)
-    tl.collect(client, files)  # type: ignore[arg-type]
+    scan.collect(client, files)  # type: ignore[arg-type]
     assert sorted(client.asked) == ["vllm/config/compilation.py", "vllm/envs.py"]
     assert (old_entry.parent / f"{files[Version('0.13.0')].sha256}-{bumped}.json").is_file()
 
@@ -194,7 +197,7 @@ def test_a_corrupt_cache_entry_is_reparsed_and_rewritten(tmp_path: Path, corrupt
     client, files, entry_path = _cached_release(tmp_path)
     good = entry_path.read_bytes()
     entry_path.write_bytes(corrupt)
-    entries = tl.collect(client, files)  # type: ignore[arg-type]
+    entries = scan.collect(client, files)  # type: ignore[arg-type]
     assert client.asked and "FULL" in entries[Version("0.13.0")].cudagraph_modes
     assert entry_path.read_bytes() == good
 
@@ -327,14 +330,11 @@ def test_cli_timeline_missing_file(
 @pytest.mark.network
 def test_collect_from_the_real_index(tmp_path: Path) -> None:
     """Range-reads the real 0.10.1.1 wheel (a few hundred KiB of a 414 MB file)."""
-    from vllm_pin.index.pypi import PyPIClient
-    from vllm_pin.index.wheels import group_by_version, representatives
-
     client = PyPIClient(cache_dir=tmp_path)
     wanted = Version("0.10.1.1")
     files = group_by_version(client.project("vllm"))[wanted]
     wheel = representatives(files)["x86_64"][0].file
-    entry = tl.collect(client, {wanted: wheel})[wanted]
+    entry = scan.collect(client, {wanted: wheel})[wanted]
     assert client.bytes_fetched < 1_000_000 < wheel.size
     assert {"VLLM_USE_V1", "VLLM_ATTENTION_BACKEND"} <= entry.env_vars
     assert {"XFORMERS", "FLEX_ATTENTION"} <= entry.attention_backends

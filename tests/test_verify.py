@@ -13,6 +13,7 @@ import pytest
 from packaging.version import Version
 
 from vllm_pin.cli import main
+from vllm_pin.in_env.inspect_env import vllm_environ
 from vllm_pin.matrix.model import Matrix, load_matrix
 from vllm_pin.verify.checks import Context, nvidia_driver
 from vllm_pin.verify.env import Problem, env_from_inspection
@@ -613,6 +614,4 @@ def test_left_out_on_purpose_is_a_note_not_a_problem(matrix: Matrix) -> None:
 def test_toolkit_variables_are_not_vllm_settings(
     environ: dict[str, str], kept: dict[str, str]
 ) -> None:
-    from vllm_pin.in_env.inspect_env import vllm_environ
-
     assert vllm_environ(environ) == kept

@@ -50,7 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vllm_pin.commands.ci_matrix",
         "print a GitHub Actions matrix of provision sessions",
     ),
-    "gpu-sweep": ("vllm_pin.commands.gpu_sweep", "run every attention backend x cudagraph mode on a GPU"),
+    "gpu-sweep": (
+        "vllm_pin.commands.gpu_sweep",
+        "run every attention backend x cudagraph mode on a GPU",
+    ),
 }
 
 EXAMPLES = """examples:

@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 
-def add_matrix_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *aliases: str) -> None:
+def add_matrix_dir(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *aliases: str
+) -> None:
     """--matrix-dir DIR (with the command's historical spellings as aliases)."""
     parser.add_argument(
         "--matrix-dir",
@@ -63,16 +65,16 @@ def add_machine(
     parser.add_argument("--machine", choices=MACHINES, default=default, help=help)
 
 
-def add_json(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "machine-readable output") -> None:
+def add_json(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "machine-readable output"
+) -> None:
     """--json."""
     parser.add_argument("--json", action="store_true", help=help)
 
 
 def add_without(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
     """--without DIST, repeatable: a requirement of vllm left out on purpose."""
-    parser.add_argument(
-        "--without", action="append", default=[], metavar="DIST", help=help
-    )
+    parser.add_argument("--without", action="append", default=[], metavar="DIST", help=help)
 
 
 def add_index_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

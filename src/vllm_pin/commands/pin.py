@@ -1,42 +1,19 @@
 """`vllm-pin pin`: requirements-vllm.txt, pyproject extras, hashed locks, and `envs/`.
 
-Pins come from the committed matrix only, so writing requirements-vllm.txt works offline
-and fast; only `--lock` and the pyproject clash check run uv (and so need an index). This
-module is the command: its options, and the order in which one release's outputs are
-checked and then written. The work lives in pins, cutoff, lockfile, pyproject_extra and
-envs_dir (`--all`).
+This module is the command line only: its options, read into :class:`PinOptions`. The work
+(one release's outputs checked and then written, or `--all`) is :mod:`vllm_pin.pin.generate`.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vllm_pin.errors import VllmPinError
-from vllm_pin.fsutil import atomic_write_text, check_writable
-from vllm_pin.index import settings as indexes
-from vllm_pin.pin.cutoff import EXCLUDE_NEWER_DAYS, check_options, lock_cutoff
-from vllm_pin.pin.envs_dir import run_all
-from vllm_pin.pin.lock import Target
-from vllm_pin.pin.lockfile import LockPlan, lock_current, lock_for_pythons
-from vllm_pin.pin.pins import (
-    DEFAULT_OUTPUT,
-    build_pins,
-    default_platform,
-    effective_sources,
-    explain,
-    python_candidates,
-    render_requirements,
-)
-from vllm_pin.pin.pyproject_extra import prepare_pyproject
-from vllm_pin.pin.stale import differs, report_stale
-
-if TYPE_CHECKING:
-    from vllm_pin.matrix.model import Matrix
-
-MACHINES = ("x86_64", "aarch64")
+from vllm_pin.commands import _options
+from vllm_pin.pin.cutoff import EXCLUDE_NEWER_DAYS
+from vllm_pin.pin.generate import generate
+from vllm_pin.pin.options import IndexOptions, PinOptions
+from vllm_pin.pin.pins import DEFAULT_OUTPUT
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="exact release (0.10.1.1), series (0.10: its default) or 'latest' (default)",
     )
+    # no choices: an unknown variant is reported against the matrix's curated variants
     what.add_argument("--variant", default="cuda", help="cuda (PyPI wheels, default) or cpu")
-    what.add_argument("--machine", choices=MACHINES, default="x86_64", help="default x86_64")
+    _options.add_machine(what, help="default x86_64")
     what.add_argument("--allow-yanked", action="store_true", help="accept a yanked release")
-    what.add_argument(
-        "--matrix-dir", type=Path, help="matrix directory (default: the checkout's matrix/)"
-    )
+    _options.add_matrix_dir(what)
     out = parser.add_argument_group("outputs")
     out.add_argument(
         "-o",
@@ -141,7 +117,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     lk.add_argument(
         "--offline", action="store_true", help="never run uv: no --lock, offline clash check"
     )
-    indexes.add_arguments(parser)
+    _options.add_index_options(parser)
     env = parser.add_argument_group("envs/ (every series default and variant)")
     env.add_argument("--all", action="store_true", help="regenerate envs/<name>/ for every env")
     env.add_argument("--only", nargs="+", default=[], metavar="NAME", help="e.g. 0.10 0.32-cpu")
@@ -154,107 +130,48 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the single-release path or to `--all`."""
-    from vllm_pin.matrix.model import load_matrix
-
-    check_options(args.exclude_newer, args.exclude_newer_package)  # fail before any work
-    m = load_matrix(args.matrix_dir)
-    if args.all:
-        return run_all(m, args)
-    if bool(args.extra) != bool(args.pyproject):
-        raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
-    if args.only:
-        raise VllmPinError("--only selects envs of --all; add --all")
-    return _run_one(m, args)
+    """Turn the parsed options into :class:`PinOptions` and pin."""
+    return generate(options_from(args))
 
 
-def _run_one(m: Matrix, args: argparse.Namespace) -> int:
-    variant = m.variant(args.variant)
-    resolution = m.resolve(args.vllm, variant=args.variant, allow_yanked=args.allow_yanked)
-    pinset = build_pins(m, resolution, variant, args.machine)
-    written, queried = effective_sources(pinset, args)
-    pinset = replace(pinset, sources=written)
-    pythons = python_candidates(pinset, m, args.python_version)
-    platform = args.python_platform or default_platform(pinset.platform)
-    target = Target(pythons[0], platform)
-    cutoff = lock_cutoff(resolution.release, args.exclude_newer, args.exclude_newer_package)
-    # with --pyproject the extra is the output; a requirements file only when -o asks for it
-    write_requirements = args.output is not None or not args.pyproject
-    output = Path(args.output or DEFAULT_OUTPUT)
-    command = _command(args, output)
-    text = render_requirements(pinset, command, written)
-
-    def plan_for(python: str) -> LockPlan:
-        return LockPlan(text, Target(python, platform), written, tuple(args.without), cutoff)
-
-    release = resolution.release
-    print(f"{release.distribution} {release.version}: picked by {resolution.rule}")
-    if args.explain:
-        print("\n".join(explain(pinset, m)))
-    lock_path = Path(args.lock_output) if args.lock_output else output.with_suffix(".lock")
-    if args.check:
-        stale: list[Path | str] = [output] if differs(output, text) else []
-        digests = {plan_for(py).digest for py in pythons}
-        if args.lock and not any(lock_current(lock_path, d) for d in digests):
-            stale.append(f"{lock_path} (missing or made from other inputs)")
-        return report_stale(stale, command)
-
-    lock_text = ""
-    if args.lock:
-        if args.offline:
-            raise VllmPinError("--lock needs uv and a package index; drop --offline")
-        plan, lock_text = lock_for_pythons(
-            pythons, plan_for, pinset, queried, command, args.timeout
-        )
-        target = plan.target
-    edit = None
-    if args.pyproject:
-        edit = prepare_pyproject(pinset, target, queried, args)
-    targets = [output] if write_requirements else []
-    check_writable([*targets, *([lock_path] if args.lock else []), *([edit.path] if edit else [])])
-    if write_requirements:
-        atomic_write_text(output, text)
-        print(f"wrote {output} ({len(pinset.pins)} pins)")
-    if args.lock:
-        atomic_write_text(lock_path, lock_text)
-        print(f"wrote {lock_path} (CPython {target.python_version}, {target.python_platform})")
-    if edit is not None:
-        return edit.apply()
-    return 0
+def options_from(args: argparse.Namespace) -> PinOptions:
+    """The typed options of :func:`configure`'s parser."""
+    return PinOptions(
+        vllm=args.vllm,
+        variant=args.variant,
+        machine=_options.machine_from(args),
+        allow_yanked=args.allow_yanked,
+        matrix_dir=args.matrix_dir,
+        output=args.output,
+        explain=args.explain,
+        check=args.check,
+        pyproject=args.pyproject,
+        extra=args.extra or "",
+        conflict_with=tuple(args.conflict_with),
+        lock=args.lock,
+        lock_output=args.lock_output or "",
+        python_version=args.python_version,
+        python_platform=args.python_platform,
+        without=tuple(args.without),
+        exclude_newer=args.exclude_newer,
+        exclude_newer_package=tuple(args.exclude_newer_package),
+        timeout=args.timeout,
+        offline=args.offline,
+        index=IndexOptions(
+            index_url=args.index_url,
+            no_index=args.no_index,
+            extra_index_urls=_tuple_or_none(args.extra_index_url),
+            find_links=_tuple_or_none(args.find_links),
+        ),
+        all=args.all,
+        only=tuple(args.only),
+        envs_dir=args.envs_dir,
+        no_lock=args.no_lock,
+        relock=args.relock,
+        jobs=args.jobs,
+    )
 
 
-def _command(args: argparse.Namespace, output: Path) -> str:
-    """The command line that regenerates the files (source and lock options included)."""
-    parts = ["vllm-pin pin", "--vllm", args.vllm]
-    if args.variant != "cuda":
-        parts += ["--variant", args.variant]
-    if args.machine != "x86_64":
-        parts += ["--machine", args.machine]
-    if args.allow_yanked:
-        parts.append("--allow-yanked")
-    if args.no_index:
-        parts.append("--no-index")
-    if args.index_url:
-        parts += ["--index-url", args.index_url]
-    for option, values in (
-        ("--extra-index-url", args.extra_index_url),
-        ("--find-links", args.find_links),
-    ):
-        for value in values or ():
-            parts += [option, value]
-    parts += ["-o", str(output)]
-    if args.lock:
-        parts.append("--lock")
-        for option, value in (
-            ("--lock-output", args.lock_output),
-            ("--python-version", args.python_version),
-            ("--python-platform", args.python_platform),
-            ("--exclude-newer", args.exclude_newer),
-        ):
-            if value:
-                parts += [option, value]
-        for name in args.without:
-            parts += ["--without", name]
-        for exception in args.exclude_newer_package:
-            parts += ["--exclude-newer-package", exception]
-    return " ".join(parts)
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    """A repeatable option's values; ``None`` (not given) stays distinct from none given."""
+    return None if values is None else tuple(values)

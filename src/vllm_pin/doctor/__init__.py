@@ -1,0 +1,6 @@
+"""Diagnosis: a log or traceback mapped to its cause and the fix valid for the installed
+versions."""
+
+__all__ = [
+    "diagnose",
+]

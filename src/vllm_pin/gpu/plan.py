@@ -18,7 +18,8 @@ from packaging.version import Version
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.observed import MODE_ORDER, config_name
-from vllm_pin.matrix.timeline import TimelineEntry, entry_from_files, load_timeline
+from vllm_pin.matrix.timeline import TimelineEntry, load_timeline
+from vllm_pin.matrix.vllm_source import entry_from_files
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""`vllm-pin gpu-sweep`: every attention backend x cudagraph mode of one release, on a real GPU.
+"""Every attention backend x cudagraph mode of one release, on a real GPU (`vllm-pin gpu-sweep`).
 
 Run it inside the vLLM environment under test (the same interpreter as the smoke test). Each
 configuration is one process, in its own process group, that calls the project's smoke code
-(`vllm_pin.in_env.smoke.run_generate`) on a tiny random-weight Llama; several run at once on the one
+(`vllm_pin.in_env.smoke.run_generate`) on a tiny random-weight Llama; several run at once on the
+one
 GPU (small memory share each). What every configuration did (ok with its greedy token ids,
 or the root error signature, or a timeout) becomes ``matrix/observed/<release>-<gpu>.toml``,
 and the greedy token ids of every configuration that ran are checked against each other.
@@ -20,143 +21,101 @@ gpu_worker (one configuration's process), gpu_log and gpu_outcome (what it did),
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import platform
-import shlex
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllm_pin.errors import VllmPinError
-from vllm_pin.fsutil import atomic_write_text
+from packaging.version import Version
+
 from vllm_pin.gpu.machine import gpu_info, gpu_slug, installed_vllm, torch_version
-from vllm_pin.gpu.observation import build_observation, summary
-from vllm_pin.gpu.plan import plan, release_knobs
+from vllm_pin.gpu.plan import Knobs, Plan, plan, release_knobs
 from vllm_pin.gpu.process import MAX_TOKENS, PROMPTS
 from vllm_pin.gpu.scheduler import Sweep
 from vllm_pin.gpu.work_dir import WorkDir
-from vllm_pin.matrix.observed import Meta, Outcome, config_name, dump, observed_dir
+from vllm_pin.in_env.smoke import make_tiny_llama
+from vllm_pin.matrix.observed import Meta, Outcome
 from vllm_pin.matrix.paths import default_timeline_path
 
 KV_CACHE_BYTES = 64 << 20
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vllm-pin gpu-sweep`."""
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        default=Path("gpu-sweep"),
-        help="logs and per-configuration results; a rerun resumes from it",
-    )
-    parser.add_argument(
-        "--jobs", type=int, default=4, help="configurations run at once on the GPU (default 4)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="seconds one configuration may take (default 300)",
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=None,
-        help="seconds for the whole sweep; later configurations are skipped",
-    )
-    parser.add_argument(
-        "--gpu-memory-utilization",
-        type=float,
-        default=0.05,
-        help="GPU memory share of each configuration (default 0.05)",
-    )
-    parser.add_argument(
-        "--repeat",
-        action="append",
-        default=[],
-        metavar="CONFIG",
-        help="run this configuration once more, e.g. FLASH_ATTN+FULL (give it twice for two "
-        "more runs)",
-    )
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="CONFIG",
-        help="run only these configurations (and record only them)",
-    )
-    parser.add_argument("--gpu-slug", help="name of the GPU in the file name (default: derived)")
-    parser.add_argument(
-        "--timeline", type=Path, default=None, help="timeline.toml to read the release's knobs from"
-    )
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument(
-        "--write", action="store_true", help="write matrix/observed/<release>-<gpu>.toml"
-    )
-    out.add_argument("--output", type=Path, help="write the observation file here instead")
-    parser.add_argument(
-        "--from-work-dir",
-        action="store_true",
-        help="do not run: rebuild the observation from --work-dir",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the configurations and exit")
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a sweep (the options of `vllm-pin gpu-sweep` that reach the sweep)."""
+
+    #: configurations run at once on the GPU
+    jobs: int = 4
+    #: seconds one configuration may take
+    timeout: float = 300.0
+    #: seconds for the whole sweep (None: no limit); later configurations are skipped
+    budget: float | None = None
+    #: GPU memory share of each configuration
+    gpu_memory_utilization: float = 0.05
+    #: configurations to run once more each time they are named (e.g. FLASH_ATTN+FULL)
+    repeat: tuple[str, ...] = ()
+    #: run only these configurations (none: all)
+    only: tuple[str, ...] = ()
+    #: name of the GPU in the file name (None: derived from the GPU's name)
+    gpu_slug: str | None = None
+    #: timeline.toml to read the release's knobs from (None: the matrix's)
+    timeline: Path | None = None
+    #: the command line recorded in the observation
+    command: str = "vllm-pin gpu-sweep"
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sweep (or rebuild its file); 1 when the default configuration did not run."""
-    if args.jobs < 1 or args.timeout <= 0:
-        raise VllmPinError("--jobs must be >= 1 and --timeout > 0")
-    work = WorkDir(args.work_dir.resolve())
-    if args.from_work_dir:
-        meta, outcomes = work.read()
-    else:
-        swept = _sweep(args, work)
-        if swept is None:
-            return 0
-        meta, outcomes = swept
-    obs = build_observation(meta, outcomes)
-    text = dump(obs)
-    target = args.output or (
-        observed_dir() / f"{meta.release}-{meta.gpu_slug}.toml" if args.write else None
-    )
-    if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, text)
-        print(f"gpu-sweep: wrote {target}")
-    print("\n".join(summary(obs)))
-    default = obs.outcome(config_name("", "", False, False))
-    return 0 if default is not None and default.status == "ok" else 1
+@dataclass(frozen=True)
+class SweepPlan:
+    """The installed release, its knobs and the configurations a sweep runs."""
+
+    release: Version
+    knobs: Knobs
+    plan: Plan
 
 
-def _sweep(args: argparse.Namespace, work: WorkDir) -> tuple[Meta, list[Outcome]] | None:
-    """Run the sweep; None after --dry-run."""
+def plan_sweep(options: SweepOptions) -> SweepPlan:
+    """The configurations to run for the installed vLLM (nothing is started)."""
     release, package_dir = installed_vllm()
-    knobs = release_knobs(release, args.timeline or default_timeline_path(), package_dir)
-    the_plan = plan(knobs, args.repeat)
-    if args.only:
-        the_plan = the_plan.only(args.only)
-    if args.dry_run:
-        print(f"gpu-sweep: vllm {release}, knobs from {knobs.source}")
-        for c in the_plan.all():
-            print(f"{c.label:<42} kwargs={json.dumps(knobs.llm_kwargs(c, {}))} env={knobs.env(c)}")
-        return None
+    knobs = release_knobs(release, options.timeline or default_timeline_path(), package_dir)
+    the_plan = plan(knobs, options.repeat)
+    if options.only:
+        the_plan = the_plan.only(options.only)
+    return SweepPlan(release, knobs, the_plan)
+
+
+def dry_run_lines(planned: SweepPlan) -> list[str]:
+    """What `--dry-run` prints: the release, then each configuration's kwargs and env."""
+    knobs = planned.knobs
+    lines = [f"gpu-sweep: vllm {planned.release}, knobs from {knobs.source}"]
+    for c in planned.plan.all():
+        lines.append(
+            f"{c.label:<42} kwargs={json.dumps(knobs.llm_kwargs(c, {}))} env={knobs.env(c)}"
+        )
+    return lines
+
+
+def run_sweep(
+    options: SweepOptions, work: WorkDir, planned: SweepPlan
+) -> tuple[Meta, list[Outcome]]:
+    """Run every planned configuration on this GPU, recording in ``work`` as it goes."""
+    release, knobs, the_plan = planned.release, planned.knobs, planned.plan
     name, driver, capability = gpu_info()
-    base: dict[str, Any] = {"gpu_memory_utilization": args.gpu_memory_utilization}
+    base: dict[str, Any] = {"gpu_memory_utilization": options.gpu_memory_utilization}
     if knobs.kv_cache_bytes:  # skips the memory profiling that concurrent runs upset
         base["kv_cache_memory_bytes"] = KV_CACHE_BYTES
     meta = Meta(
-        path=f"observed/{release}-{args.gpu_slug or gpu_slug(name)}.toml",
+        path=f"observed/{release}-{options.gpu_slug or gpu_slug(name)}.toml",
         distribution="vllm",
         release=release,
         gpu=name,
-        gpu_slug=args.gpu_slug or gpu_slug(name),
+        gpu_slug=options.gpu_slug or gpu_slug(name),
         compute_capability=capability,
         driver=driver,
         date=dt.datetime.now(dt.timezone.utc).date().isoformat(),
-        command=shlex.join(["vllm-pin", *sys.argv[1:]]),
+        command=options.command,
         python=platform.python_version(),
         torch=torch_version(),
         configs_source=knobs.source,
@@ -166,10 +125,8 @@ def _sweep(args: argparse.Namespace, work: WorkDir) -> tuple[Meta, list[Outcome]
     )
     work.write_meta(meta)
     if not (work.model_dir / "model.safetensors").is_file():
-        from vllm_pin.in_env.smoke import make_tiny_llama
-
         make_tiny_llama(work.model_dir)
-    deadline = None if args.budget is None else time.monotonic() + args.budget
-    sweep = Sweep(work, knobs, base, args.jobs, args.timeout, deadline)
+    deadline = None if options.budget is None else time.monotonic() + options.budget
+    sweep = Sweep(work, knobs, base, options.jobs, options.timeout, deadline)
     outcomes = sweep.run(the_plan)
     return meta, [outcomes[c.label] for c in the_plan.all() if c.label in outcomes]

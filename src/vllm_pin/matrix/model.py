@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -20,18 +20,16 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
+from vllm_pin.matrix.knowledge import Knowledge, parse_knowledge
+from vllm_pin.matrix.observed import Observations, load_observations
 from vllm_pin.matrix.paths import default_matrix_dir
+from vllm_pin.matrix.timeline import TimelineEntry, load_timeline
 from vllm_pin.matrix.tomlfields import Fields, table_name
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
-
-if TYPE_CHECKING:
-    from vllm_pin.matrix.knowledge import Knowledge
-    from vllm_pin.matrix.observed import Observations
-    from vllm_pin.matrix.timeline import TimelineEntry
 
 T = TypeVar("T")
 
@@ -409,15 +407,11 @@ class Matrix:
     @cached_property
     def knowledge(self) -> Knowledge:
         """Known issues, config facts and knob replacements (validated on first use)."""
-        from vllm_pin.matrix.knowledge import parse_knowledge
-
         return parse_knowledge(self.curated)
 
     @cached_property
     def observations(self) -> Observations:
         """What real GPUs showed (matrix/observed/*.toml), validated on first use."""
-        from vllm_pin.matrix.observed import load_observations
-
         return load_observations(self.root)
 
     @cached_property
@@ -425,8 +419,6 @@ class Matrix:
         path = self.root / "timeline.toml"
         if not path.is_file():
             return {}
-        from vllm_pin.matrix.timeline import load_timeline
-
         return load_timeline(path)
 
     def timeline(self, version: str | Version) -> TimelineEntry | None:

@@ -21,6 +21,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError
+from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.toml_emit import toml_inline
 from vllm_pin.matrix.tomlfields import Fields
 
@@ -341,8 +342,6 @@ def config_name(backend: str, mode: str, batch_invariant: bool, enforce_eager: b
 def observed_dir(matrix_dir: Path | None = None) -> Path:
     """``matrix/observed`` of the matrix the loader uses ($VLLM_PIN_MATRIX_DIR honoured)."""
     if matrix_dir is None:
-        from vllm_pin.matrix.paths import default_matrix_dir
-
         matrix_dir = default_matrix_dir()
     return matrix_dir / "observed"
 

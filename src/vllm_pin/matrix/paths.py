@@ -1,4 +1,4 @@
-"""Where the matrix files live: the checkout's ``matrix/``, or the copy installed with the package."""
+"""Where the matrix files live: the checkout's ``matrix/``, or the copy installed with it."""
 
 from __future__ import annotations
 

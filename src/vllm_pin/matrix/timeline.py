@@ -1,27 +1,25 @@
 """Per-release configuration timeline: which knobs each vLLM release really has.
 
 Refresh range-reads a handful of source files out of every release's wheel (never the whole
-wheel) and records the `VLLM_*` variables, attention backends, cudagraph modes and engine
-arguments each release knows, in matrix/timeline.toml. `vllm-pin timeline NAME` answers
+wheel; see `vllm_pin.refresh.timeline_scan`) and records the `VLLM_*` variables, attention
+backends, cudagraph modes and engine arguments each release knows, in matrix/timeline.toml.
+This module is the data model of that file and its queries: `vllm-pin timeline NAME` answers
 "since when / until when does X exist"; doctor and verify use the same data to refuse advice
 that names a knob the release lacks.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import json
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.paths import default_timeline_path
 from vllm_pin.matrix.toml_emit import toml_dumps
 from vllm_pin.matrix.tomlfields import Fields, table_name
@@ -30,10 +28,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
-
-if TYPE_CHECKING:
-    from vllm_pin.index.pypi import IndexFile, PyPIClient
-    from vllm_pin.matrix.knowledge import Replacement
 
 SCHEMA = 1
 HEADER = (
@@ -84,87 +78,9 @@ class TimelineEntry:
         return kind == "cudagraph-modes" or bool(self.sources.get(kind))
 
 
-def entry_from_files(files: Mapping[str, str], wheel: str = "") -> TimelineEntry:
-    """Build an entry from source texts keyed by their path inside the wheel/site-packages."""
-    envs = files.get(vllm_source.ENVS_PY)
-    arg_utils = files.get(vllm_source.ENGINE_ARGS_PY)
-    backends, backend_src = vllm_source.find_attention_backends(files)
-    modes, mode_src = vllm_source.find_cudagraph_modes(files)
-    env_vars = vllm_source.env_var_names(envs) if envs is not None else frozenset()
-    engine_args = vllm_source.engine_arg_names(arg_utils) if arg_utils is not None else frozenset()
-    return TimelineEntry(
-        env_vars=env_vars,
-        env_var_choices=vllm_source.env_var_choices(envs) if envs is not None else {},
-        attention_backends=backends,
-        cudagraph_modes=modes,
-        engine_args=engine_args,
-        sources={
-            "env-vars": vllm_source.ENVS_PY if env_vars else "",
-            "attention-backends": backend_src,
-            # CUDAGraphMode is looked for in every release; its absence is a fact, not a gap.
-            "cudagraph-modes": mode_src,
-            "engine-args": vllm_source.ENGINE_ARGS_PY if engine_args else "",
-        },
-        wheel=wheel,
-    )
-
-
-def collect(
-    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile]
-) -> dict[Version, TimelineEntry]:
-    """Range-read the parsed members out of each release's representative wheel.
-
-    Entries are cached by wheel sha256 and vllm_source.PARSER_VERSION (a released file never
-    changes), so a refresh with nothing new parses nothing; only misses reach the thread pool.
-    """
-    out: dict[Version, TimelineEntry] = {}
-    misses: list[tuple[Version, IndexFile]] = []
-    for version, f in sorted(index_files_by_release.items()):
-        cached = _cached_entry(client.cache_dir, f)
-        if cached is None:
-            misses.append((version, f))
-        else:
-            out[version] = cached
-
-    from vllm_pin.index.pypi import write_cache_file  # not at import time: `timeline` needs no HTTP
-
-    def read(item: tuple[Version, IndexFile]) -> TimelineEntry:
-        f = item[1]
-        raw = client.read_members(f, vllm_source.wanted_member)
-        entry = entry_from_files(
-            {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
-        )
-        path = _cache_path(client.cache_dir, f)
-        if path is not None:
-            write_cache_file(path, json.dumps(_row(entry), sort_keys=True).encode())
-        return entry
-
-    out.update(zip([v for v, _ in misses], client.map(read, misses)))
-    return dict(sorted(out.items()))
-
-
-def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
-    return (
-        cache_dir / "timeline" / f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
-        if f.sha256
-        else None
-    )
-
-
-def _cached_entry(cache_dir: Path, f: IndexFile) -> TimelineEntry | None:
-    """The cached entry of a wheel; None when absent or unreadable (it is then re-parsed)."""
-    path = _cache_path(cache_dir, f)
-    if path is None or not path.is_file():
-        return None
-    try:
-        row = json.loads(path.read_bytes())
-        return _entry(Fields(str(path), row))
-    except (OSError, ValueError, MatrixError):
-        return None
-
-
-def _row(e: TimelineEntry) -> dict[str, Any]:
-    """One release's table: every list sorted, so equal facts give equal text."""
+def entry_row(e: TimelineEntry) -> dict[str, Any]:
+    """One release's table (also refresh's cache entry): every list sorted, so equal facts
+    give equal text."""
     row: dict[str, Any] = {"wheel": e.wheel}
     for kind in KINDS:
         row[kind] = sorted(e.names(kind))
@@ -175,24 +91,13 @@ def _row(e: TimelineEntry) -> dict[str, Any]:
 
 def document(entries: Mapping[Version, TimelineEntry]) -> dict[str, Any]:
     """The timeline.toml document: releases sorted by Version, every list sorted."""
-    releases = {str(version): _row(entries[version]) for version in sorted(entries)}
+    releases = {str(version): entry_row(entries[version]) for version in sorted(entries)}
     return {"meta": {"schema": SCHEMA}, "vllm": releases}
 
 
 def dumps(entries: Mapping[Version, TimelineEntry]) -> str:
     """timeline.toml text; byte-identical for identical facts."""
     return HEADER + "\n" + toml_dumps(document(entries))
-
-
-def merged_text(
-    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile], path: Path | None
-) -> str:
-    """The refresh hook: new timeline text for these wheels, keeping the committed rows at
-    `path` of every other release (so `refresh --only X` re-reads only X). A full refresh
-    passes None: like releases.toml, it keeps nothing the index no longer has."""
-    entries = load_timeline(path) if path is not None and path.is_file() else {}
-    entries.update(collect(client, index_files_by_release))
-    return dumps(entries)
 
 
 def load_timeline(path: Path) -> dict[Version, TimelineEntry]:
@@ -216,12 +121,13 @@ def loads(text: str, name: str = "timeline.toml") -> dict[Version, TimelineEntry
     top = Fields(name, data)
     for key, row in top.opt("vllm", dict, {}).items():
         table = top.at(table_name("vllm", key), row)
-        out[table.name_version(key)] = _entry(table, "vllm", key)
+        out[table.name_version(key)] = parse_entry(table, "vllm", key)
     return out
 
 
-def _entry(row: Fields, *keys: str) -> TimelineEntry:
-    """A TimelineEntry from the table ``row`` at ``keys`` (see _row); MatrixError when malformed."""
+def parse_entry(row: Fields, *keys: str) -> TimelineEntry:
+    """A TimelineEntry from the table ``row`` at ``keys`` (see entry_row); MatrixError when
+    malformed."""
     choices = row.at(table_name(*keys, "env-var-choices"), row.opt("env-var-choices", dict, {}))
 
     def names(table: Fields, key: str) -> frozenset[str]:
@@ -331,18 +237,7 @@ def describe(p: Presence, newest: Version) -> str:
     return " ".join(parts).replace(" ;", ";")
 
 
-# -- CLI ----------------------------------------------------------------------------------
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vllm-pin timeline`."""
-    parser.add_argument(
-        "name", help="a VLLM_* variable, an attention backend, a cudagraph mode or a knob"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument(
-        "--timeline", type=Path, help="timeline.toml to read (default: matrix/timeline.toml)"
-    )
+# -- the committed file ------------------------------------------------------------------
 
 
 def load_default(path: Path | None = None) -> dict[Version, TimelineEntry]:
@@ -354,47 +249,3 @@ def load_default(path: Path | None = None) -> dict[Version, TimelineEntry]:
     if not entries:
         raise VllmPinError(f"{path} has no releases; run tools/refresh_matrix.py --write")
     return entries
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print first/last release of a name; exit 1 when no release has it."""
-    entries = load_default(args.timeline)
-    newest = max(entries)
-    found = presence(entries, args.name)
-    close = [] if found else suggestions(entries, args.name)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "name": args.name,
-                    "found": [p.as_json(newest) for p in found],
-                    "suggestions": close,
-                    "instead": [
-                        {"vllm": str(r.vllm), "instead": r.instead, "source": r.source}
-                        for r in ([] if found else replacements_for(args.name))
-                    ],
-                    "releases": [str(min(entries)), str(newest)],
-                },
-                indent=2,
-            )
-        )
-        return 0 if found else 1
-    for p in found:
-        print(describe(p, newest))
-    if not found:
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        print(
-            f"no release has {args.name} (checked {len(entries)} releases, "
-            f"{min(entries)}..{newest}){hint}"
-        )
-        for r in replacements_for(args.name):
-            print(f"  instead, for vllm {r.vllm}: {r.instead} ({r.source})")
-        return 1
-    return 0
-
-
-def replacements_for(name: str) -> list[Replacement]:
-    """The curated real knobs for a name (e.g. VLLM_CUDAGRAPH_MODE), in curated order."""
-    from vllm_pin.matrix.model import load_matrix
-
-    return [r for r in load_matrix().knowledge.replacements if r.knob == name]

@@ -2,7 +2,8 @@
 
 The same parsers serve two callers: refresh, which reads the files out of each released wheel
 (so the matrix knows every release's configuration knobs before anything is installed), and
-verify, which reads them from an installed vllm. vLLM moved these registries between files over
+verify and gpu-sweep, which read them from an installed vllm. `entry_from_files` turns the texts
+into the timeline's TimelineEntry. vLLM moved these registries between files over
 its history; the paths below were found by listing every released wheel (0.1.4 .. 0.33.0).
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator, Mapping
 
+from vllm_pin.matrix.timeline import TimelineEntry
+
 PARSER_VERSION = 1
-"""Version of what these parsers (and timeline.entry_from_files) extract from a release.
+"""Version of what these parsers (and entry_from_files) extract from a release.
 
 Bump it with every change to their output: refresh caches each wheel's parsed entry under
 `<cache>/timeline/<sha256>-<PARSER_VERSION>.json`, and only a new version makes it re-parse.
@@ -219,3 +222,28 @@ def engine_arg_names(arg_utils_py: str) -> frozenset[str]:
                 if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
             )
     return frozenset()
+
+
+def entry_from_files(files: Mapping[str, str], wheel: str = "") -> TimelineEntry:
+    """Build an entry from source texts keyed by their path inside the wheel/site-packages."""
+    envs = files.get(ENVS_PY)
+    arg_utils = files.get(ENGINE_ARGS_PY)
+    backends, backend_src = find_attention_backends(files)
+    modes, mode_src = find_cudagraph_modes(files)
+    env_vars = env_var_names(envs) if envs is not None else frozenset()
+    engine_args = engine_arg_names(arg_utils) if arg_utils is not None else frozenset()
+    return TimelineEntry(
+        env_vars=env_vars,
+        env_var_choices=env_var_choices(envs) if envs is not None else {},
+        attention_backends=backends,
+        cudagraph_modes=modes,
+        engine_args=engine_args,
+        sources={
+            "env-vars": ENVS_PY if env_vars else "",
+            "attention-backends": backend_src,
+            # CUDAGraphMode is looked for in every release; its absence is a fact, not a gap.
+            "cudagraph-modes": mode_src,
+            "engine-args": ENGINE_ARGS_PY if engine_args else "",
+        },
+        wheel=wheel,
+    )

@@ -6,10 +6,10 @@ hashed lock; SKIPPED.toml says which envs or locks could not be made, and why.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from vllm_pin.matrix.toml_emit import toml_inline
 from vllm_pin.pin.cutoff import NO_CUTOFF, Cutoff, lock_cutoff
 from vllm_pin.pin.lock import Target
 from vllm_pin.pin.lockfile import LOCK_NAME, LockPlan, lock_current, lock_for_pythons
+from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import (
     DEFAULT_OUTPUT,
     PinSet,
@@ -62,28 +63,26 @@ def env_names(m: Matrix) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_all(m: Matrix, args: argparse.Namespace) -> int:
+def run_all(m: Matrix, options: PinOptions) -> int:
     """Regenerate (or with --check, compare) envs/<name>/ for every selected env."""
-    from concurrent.futures import ThreadPoolExecutor
-
     selected = env_names(m)
     known = {name for name, _, _ in selected}
-    unknown = [n for n in args.only if n not in known]
+    unknown = [n for n in options.only if n not in known]
     if unknown:
         raise VllmPinError(
             f"--only {unknown[0]!r} is no env; known: {', '.join(sorted(known, key=_env_key))}"
         )
-    if args.only:
-        selected = [s for s in selected if s[0] in args.only]
-    root = Path(args.envs_dir)
-    with_lock = not (args.check or args.no_lock or args.offline)
+    if options.only:
+        selected = [s for s in selected if s[0] in options.only]
+    root = Path(options.envs_dir)
+    with_lock = not (options.check or options.no_lock or options.offline)
     skipped_before = _read_toml_file(root / SKIPPED_FILE)
     total = len(selected)
     counter = iter(range(1, total + 1))
 
     def work(item: tuple[str, str, str]) -> EnvResult:
         started = time.monotonic()
-        result = generate_env(m, item, args, root, with_lock, skipped_before)
+        result = generate_env(m, item, options, root, with_lock, skipped_before)
         status = f"skipped {result.skipped_what}: {result.skipped}" if result.skipped else "ok"
         if not with_lock and not result.skipped:
             return result  # offline work takes milliseconds: report only what needs a look
@@ -95,10 +94,10 @@ def run_all(m: Matrix, args: argparse.Namespace) -> int:
         )
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs if with_lock else 1)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs if with_lock else 1)) as pool:
         results = list(pool.map(work, selected))
-    if args.check:
-        return check_envs(root, results, args)
+    if options.check:
+        return check_envs(root, results, options.only)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,7 +121,7 @@ def run_all(m: Matrix, args: argparse.Namespace) -> int:
 def generate_env(
     m: Matrix,
     item: tuple[str, str, str],
-    args: argparse.Namespace,
+    options: PinOptions,
     root: Path,
     with_lock: bool,
     skipped_before: dict[str, Any],
@@ -138,23 +137,23 @@ def generate_env(
     try:
         variant = m.variant(variant_name)
         resolution = m.resolve(series, variant=variant_name)
-        pinset = build_pins(m, resolution, variant, args.machine)
-        written, queried = effective_sources(pinset, args)
+        pinset = build_pins(m, resolution, variant, options.machine)
+        written, queried = effective_sources(pinset, options.index)
         pinset = replace(pinset, sources=written)
-        pythons = _sticky_pythons(pinset, m, args.python_version, recorded.get("python-version"))
+        pythons = _sticky_pythons(pinset, m, options.python_version, recorded.get("python-version"))
     except VllmPinError as exc:
         return EnvResult(name, skipped=str(exc), skipped_what="env")
     platform = (
-        args.python_platform
+        options.python_platform
         or str(recorded.get("python-platform", ""))
         or default_platform(pinset.platform)
     )
-    without = tuple(sorted(args.without or recorded.get("without", [])))
+    without = tuple(sorted(options.without or recorded.get("without", [])))
     try:
         cutoff = lock_cutoff(
             resolution.release,
-            args.exclude_newer or _recorded_cutoff(recorded),
-            args.exclude_newer_package or recorded.get("exclude-newer-package", []),
+            options.exclude_newer or _recorded_cutoff(recorded),
+            options.exclude_newer_package or recorded.get("exclude-newer-package", []),
         )
     except VllmPinError as exc:
         return EnvResult(name, skipped=str(exc), skipped_what="env")
@@ -177,13 +176,16 @@ def generate_env(
     lock_path = root / name / LOCK_NAME
     failed = skipped_before.get(name, {})
     if not with_lock or (
-        not args.relock and lock_path.is_file() and lock_current(lock_path, plan.digest)
+        not options.relock and lock_path.is_file() and lock_current(lock_path, plan.digest)
     ):
         return result_for(plan)
-    if not (args.relock or args.find_links) and failed.get("input-sha256") == plan.digest:
+    if (
+        not (options.relock or options.index.find_links)
+        and failed.get("input-sha256") == plan.digest
+    ):
         return result_for(plan, skipped=str(failed.get("reason", "")), skipped_what="lock")
     try:
-        plan, lock = lock_for_pythons(pythons, make_plan, pinset, queried, command, args.timeout)
+        plan, lock = lock_for_pythons(pythons, make_plan, pinset, queried, command, options.timeout)
     except VllmPinError as exc:
         if lock_path.is_file() and lock_current(lock_path, plan.digest):
             # --relock where the index is unreachable (the cpu index without --find-links)
@@ -293,8 +295,11 @@ def _env_key(name: str) -> tuple[Version, str]:
     return Version(series), variant
 
 
-def check_envs(root: Path, results: Sequence[EnvResult], args: argparse.Namespace) -> int:
-    """Compare regenerated files with envs/; a lock is current when its input digest matches."""
+def check_envs(root: Path, results: Sequence[EnvResult], only: Sequence[str] = ()) -> int:
+    """Compare regenerated files with envs/; a lock is current when its input digest matches.
+
+    ``only`` (the envs --only selected) goes into the command the stale report suggests.
+    """
     skipped = _read_toml_file(root / SKIPPED_FILE)
     stale: list[str] = []
     for result in results:
@@ -310,5 +315,5 @@ def check_envs(root: Path, results: Sequence[EnvResult], args: argparse.Namespac
                 stale.append(f"{lock} (made from other inputs)")
         elif result.name not in skipped:
             stale.append(f"{lock} (missing, and not in {SKIPPED_FILE})")
-    only = f" --only {' '.join(args.only)}" if args.only else ""
-    return report_stale(stale, f"vllm-pin pin --all{only}")
+    selected = f" --only {' '.join(only)}" if only else ""
+    return report_stale(stale, f"vllm-pin pin --all{selected}")

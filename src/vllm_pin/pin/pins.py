@@ -7,7 +7,6 @@ Requires-Python, its wheel tags and its torch.
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.index import settings as indexes
 from vllm_pin.index.settings import IndexConfig
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
+from vllm_pin.names import Machine
+from vllm_pin.pin.options import IndexOptions
 
 if TYPE_CHECKING:
     from vllm_pin.matrix.model import Matrix, Platform, Release, Resolution, Variant
@@ -64,7 +64,7 @@ class PinSet:
         return [str(p.requirement) for p in self.pins]
 
 
-def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: str) -> PinSet:
+def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: Machine) -> PinSet:
     """The release itself plus its torch family, markers as declared.
 
     Pins whose marker is false on Linux/``machine`` for every supported Python are dropped
@@ -239,7 +239,7 @@ def default_platform(platform: Platform) -> str:
     return f"{platform.machine}-manylinux_{glibc.major}_{glibc.minor}"
 
 
-def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[IndexConfig, IndexConfig]:
+def effective_sources(pinset: PinSet, index: IndexOptions) -> tuple[IndexConfig, IndexConfig]:
     """(sources written into the files, sources uv queries when locking).
 
     Options beat VLLM_PIN_* variables, which beat the variant's default index. A
@@ -248,7 +248,7 @@ def effective_sources(pinset: PinSet, args: argparse.Namespace) -> tuple[IndexCo
     variant's own index is written but not queried (it may be unreachable).
     """
     default = pinset.sources.extra_index_urls
-    config = indexes.from_args(args, default_extra_index_urls=default)
+    config = index.config(default_extra_index_urls=default)
     return config.written(), config.queried(default)
 
 

@@ -7,20 +7,22 @@ other output of the command passed its checks.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text
 from vllm_pin.index.settings import IndexConfig
-from vllm_pin.pin.lock import LockError, Target
+from vllm_pin.pin import pyproject_edit as pe
+from vllm_pin.pin.lock import LockError, Target, check_together, find_uv
 from vllm_pin.pin.pins import PYTHONS, PinSet, marker_environment
 
 
@@ -32,7 +34,7 @@ class PyprojectEdit:
     text: str
     extra: str
     conflict_groups: tuple[tuple[str, ...], ...]
-    clashes: list[Any]  # list[pyproject_edit.Clash]
+    clashes: list[pe.Clash]
     notes: list[str]
 
     def apply(self) -> int:
@@ -49,36 +51,46 @@ class PyprojectEdit:
 
 
 def prepare_pyproject(
-    pinset: PinSet, target: Target, queried: IndexConfig, args: argparse.Namespace
+    pinset: PinSet,
+    target: Target,
+    queried: IndexConfig,
+    path: Path,
+    extra: str,
+    conflict_with: Sequence[str] = (),
+    *,
+    offline: bool = False,
+    jobs: int = 4,
+    timeout: float = 600.0,
 ) -> PyprojectEdit:
-    """Edit the text in memory and find clashes with the project's other requirements."""
-    from vllm_pin.pin import pyproject_edit as pe
+    """Edit the text in memory and find clashes with the project's other requirements.
 
-    path = Path(args.pyproject)
+    ``conflict_with`` are existing extras declared as uv conflicts of ``extra``; ``offline``,
+    ``jobs`` and ``timeout`` say how the clash check runs uv (see :func:`find_clashes`).
+    """
     try:
         original = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise VllmPinError(f"{path} does not exist; create a pyproject.toml first") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VllmPinError(f"cannot read {path}: {exc}") from None
-    result = pe.set_extra(
-        original, path, args.extra, pinset.requirement_lines(), tuple(args.conflict_with)
-    )
+    result = pe.set_extra(original, path, extra, pinset.requirement_lines(), tuple(conflict_with))
     project = pe.read_project(pe.parse(result.text, path), path)
     ours = [*pinset.platform.requires_dist, *(p.requirement for p in pinset.pins)]
-    groups = project.groups(args.extra)
+    groups = project.groups(extra)
     env = marker_environment(target.python_version, pinset.platform.machine)
-    clashes, notes = find_clashes(ours, groups, env, target, queried, args)
-    declared = sorted(set(project.extras) - set(groups) - {canonicalize_name(args.extra)})
+    clashes, notes = find_clashes(
+        ours, groups, env, target, queried, offline=offline, jobs=jobs, timeout=timeout
+    )
+    declared = sorted(set(project.extras) - set(groups) - {canonicalize_name(extra)})
     if declared:
-        notes.append(f"not checked: declared uv conflicts of {args.extra!r}: {', '.join(declared)}")
+        notes.append(f"not checked: declared uv conflicts of {extra!r}: {', '.join(declared)}")
     notes += _python_notes(pe.parse(original, path), pinset)
     if pinset.variant.torch_local:
         notes.append(
             f"torch +{pinset.variant.torch_local} lives on {pinset.variant.index_url}: declare it "
             "for uv ([[tool.uv.index]] with explicit = true, and [tool.uv.sources] torch)"
         )
-    return PyprojectEdit(path, result.text, args.extra, result.conflict_groups, clashes, notes)
+    return PyprojectEdit(path, result.text, extra, result.conflict_groups, clashes, notes)
 
 
 def find_clashes(
@@ -87,30 +99,30 @@ def find_clashes(
     env: dict[str, str],
     target: Target,
     sources: IndexConfig,
-    args: argparse.Namespace,
-) -> tuple[list[Any], list[str]]:
+    *,
+    offline: bool = False,
+    jobs: int = 4,
+    timeout: float = 600.0,
+) -> tuple[list[pe.Clash], list[str]]:
     """Clashes found by resolving each shared package with uv (`--no-deps`, in parallel).
 
-    Falls back to the offline specifier check, and says so, when uv cannot answer.
+    ``offline`` skips uv; ``jobs`` uv runs at a time, each at most ``timeout`` (capped at
+    120) seconds. Falls back to the offline specifier check, and says so, when uv cannot
+    answer.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vllm_pin.pin import pyproject_edit as pe
-    from vllm_pin.pin.lock import check_together, find_uv
-
-    if args.offline:
+    if offline:
         return pe.offline_clashes(ours, groups, env), ["--offline: clashes checked offline"]
     shared = pe.shared_requirements(ours, groups, env)
     try:
         uv = find_uv()
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             reasons = list(
                 pool.map(
                     lambda item: check_together(
                         pe.spec_lines(item[2]) + pe.spec_lines(item[3]),
                         target,
                         sources,
-                        timeout=min(args.timeout, 120.0),
+                        timeout=min(timeout, 120.0),
                         uv=uv,
                     ),
                     shared,
@@ -135,8 +147,6 @@ def find_clashes(
 
 def _python_notes(doc: Any, pinset: PinSet) -> list[str]:
     """Warn when the project admits Pythons the release does not (uv lock then fails)."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
     raw = doc.get("project", {}).get("requires-python")
     if raw is None:
         return []

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vllm_pin.in_env import smoke as in_env_smoke
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.provision.report import seconds_since
 
@@ -71,7 +72,7 @@ def run_verify(
 
 def smoke_script() -> Path:
     """smoke.py, run by the env's own interpreter (vllm-pin is not installed there)."""
-    return Path(__file__).with_name("smoke.py")
+    return Path(in_env_smoke.__file__)
 
 
 def run_smoke(

@@ -17,6 +17,7 @@ from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.names import Variant
 from vllm_pin.pin.envs_dir import ENV_FILE, env_names
 from vllm_pin.pin.lockfile import LOCK_NAME as LOCK_FILE
 from vllm_pin.pin.pins import python_choices
@@ -145,7 +146,7 @@ def spec_from_env_file(path: Path) -> EnvSpec:
 
 
 def resolve_request(
-    root: Path, request: str, variant: str = "cuda", matrix: Matrix | None = None
+    root: Path, request: str, variant: Variant = "cuda", matrix: Matrix | None = None
 ) -> EnvSpec:
     """A name (``0.10``, ``0.32-cpu``) or an exact release (``0.10.1.1``) -> its spec.
 

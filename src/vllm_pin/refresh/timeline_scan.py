@@ -1,0 +1,86 @@
+"""Refresh's side of the timeline: read each release's knobs out of its files.
+
+`collect` range-reads the members `vllm_source` parses out of every release's wheel (never the
+whole wheel) and builds each entry with `vllm_source.entry_from_files`, caching it by the
+wheel's sha256; `merged_text` is the refresh hook that renders the new matrix/timeline.toml.
+The data model and the queries live in `vllm_pin.matrix.timeline`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from packaging.version import Version
+
+from vllm_pin.errors import MatrixError
+from vllm_pin.index.pypi import IndexFile, PyPIClient, write_cache_file
+from vllm_pin.matrix import vllm_source
+from vllm_pin.matrix.timeline import TimelineEntry, dumps, entry_row, load_timeline, parse_entry
+from vllm_pin.matrix.tomlfields import Fields
+
+__all__ = ["collect", "merged_text"]
+
+
+def collect(
+    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile]
+) -> dict[Version, TimelineEntry]:
+    """Range-read the parsed members out of each release's representative wheel.
+
+    Entries are cached by wheel sha256 and vllm_source.PARSER_VERSION (a released file never
+    changes), so a refresh with nothing new parses nothing; only misses reach the thread pool.
+    """
+    out: dict[Version, TimelineEntry] = {}
+    misses: list[tuple[Version, IndexFile]] = []
+    for version, f in sorted(index_files_by_release.items()):
+        cached = _cached_entry(client.cache_dir, f)
+        if cached is None:
+            misses.append((version, f))
+        else:
+            out[version] = cached
+
+    def read(item: tuple[Version, IndexFile]) -> TimelineEntry:
+        f = item[1]
+        raw = client.read_members(f, vllm_source.wanted_member)
+        entry = vllm_source.entry_from_files(
+            {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
+        )
+        path = _cache_path(client.cache_dir, f)
+        if path is not None:
+            write_cache_file(path, json.dumps(entry_row(entry), sort_keys=True).encode())
+        return entry
+
+    out.update(zip([v for v, _ in misses], client.map(read, misses)))
+    return dict(sorted(out.items()))
+
+
+def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
+    return (
+        cache_dir / "timeline" / f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
+        if f.sha256
+        else None
+    )
+
+
+def _cached_entry(cache_dir: Path, f: IndexFile) -> TimelineEntry | None:
+    """The cached entry of a wheel; None when absent or unreadable (it is then re-parsed)."""
+    path = _cache_path(cache_dir, f)
+    if path is None or not path.is_file():
+        return None
+    try:
+        row = json.loads(path.read_bytes())
+        return parse_entry(Fields(str(path), row))
+    except (OSError, ValueError, MatrixError):
+        return None
+
+
+def merged_text(
+    client: PyPIClient, index_files_by_release: Mapping[Version, IndexFile], path: Path | None
+) -> str:
+    """The refresh hook: new timeline text for these wheels, keeping the committed rows at
+    `path` of every other release (so `refresh --only X` re-reads only X). A full refresh
+    passes None: like releases.toml, it keeps nothing the index no longer has."""
+    entries = load_timeline(path) if path is not None and path.is_file() else {}
+    entries.update(collect(client, index_files_by_release))
+    return dumps(entries)
