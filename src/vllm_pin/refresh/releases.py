@@ -37,7 +37,8 @@ from vllm_pin.matrix.core_metadata import (
     parse_requirement,
     requirement_name,
 )
-from vllm_pin.matrix.releases_file import DISTRIBUTIONS, SCHEMA, dumps, loads
+from vllm_pin.matrix.releases_file import SCHEMA, dumps, loads
+from vllm_pin.names import DISTRIBUTIONS
 from vllm_pin.refresh import timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry

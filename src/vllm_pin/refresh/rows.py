@@ -10,15 +10,15 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 
 from vllm_pin.index.pypi import IndexFile
-from vllm_pin.index.wheels import MACHINES, Wheel, python_tag_key
+from vllm_pin.index.wheels import Wheel, python_tag_key
 from vllm_pin.matrix.core_metadata import (
-    FAMILY,
     Metadata,
     cuda_of,
     family_pins,
     requirement_name,
     torch_requirement,
 )
+from vllm_pin.names import MACHINES, TORCH_FAMILY
 
 
 def _seconds(upload_time: str) -> str:
@@ -78,7 +78,8 @@ def package_row(name: str, md: Metadata, source: str, wheel: Wheel) -> dict[str,
     related = [
         r
         for r in md.requires_dist
-        if requirement_name(r) in FAMILY or requirement_name(r).startswith(("nvidia-", "cuda-"))
+        if requirement_name(r) in TORCH_FAMILY
+        or requirement_name(r).startswith(("nvidia-", "cuda-"))
     ]
     torch_req = torch_requirement(md.requires_dist)
     row: dict[str, Any] = {"requires-python": md.requires_python}

@@ -8,7 +8,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.matrix.core_metadata import requirement_name
-from vllm_pin.matrix.releases_file import DISTRIBUTIONS
+from vllm_pin.names import DISTRIBUTIONS
 
 
 def summarize(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:

@@ -21,9 +21,9 @@ from packaging.version import Version
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix.core_metadata import version_or_none
 from vllm_pin.matrix.model import Matrix
+from vllm_pin.names import DISTRIBUTIONS
 from vllm_pin.verify.env import (
     TORCH_FAMILY,
-    VLLM_DISTS,
     Dist,
     Env,
     Problem,
@@ -347,7 +347,7 @@ def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
                 "it may use syntax or C-API this interpreter lacks",
                 f"use a Python that satisfies {spec} (e.g. uv venv --python "
                 f"{_python_suggestion(spec)})"
-                if dist.name in VLLM_DISTS
+                if dist.name in DISTRIBUTIONS
                 else install_line(ctx, f"{dist.name}!={dist.version}"),
             )
     if env.glibc is None:
@@ -355,7 +355,7 @@ def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
     for dist in env.dists.values():
         needed = [g for g in map(_manylinux_glibc, dist.wheel_tags) if g is not None]
         source = f"WHEEL tag {dist.wheel_tags[0]}" if needed else ""
-        if not needed and dist.name in VLLM_DISTS and ctx.matrix is not None:
+        if not needed and dist.name in DISTRIBUTIONS and ctx.matrix is not None:
             wheel_glibc = _matrix_glibc(dist, env, ctx.matrix)
             if wheel_glibc is not None:
                 needed, source = [wheel_glibc[0]], wheel_glibc[1]

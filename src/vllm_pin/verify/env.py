@@ -34,8 +34,6 @@ from vllm_pin.names import DISTRIBUTIONS, Variant
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "xformers", "flashinfer-python")
 """Distributions whose own requirements are checked (they load torch's C++ ABI)."""
 
-VLLM_DISTS = DISTRIBUTIONS
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -106,7 +104,7 @@ class Env:
 
     @property
     def vllm(self) -> Dist | None:
-        return next((d for n in VLLM_DISTS if (d := self.get(n)) is not None), None)
+        return next((d for n in DISTRIBUTIONS if (d := self.get(n)) is not None), None)
 
 
 def _requirements(lines: Iterable[str]) -> tuple[Requirement, ...]:
@@ -278,7 +276,7 @@ def env_from_requirements(
         version = exact_version(req)
         name = canonicalize_name(req.name)
         if version is None:
-            if name in VLLM_DISTS or name in TORCH_FAMILY:
+            if name in DISTRIBUTIONS or name in TORCH_FAMILY:
                 raise VllmPinError(
                     f"{path}:{lineno}: {req} is not an exact pin; verify needs name==version "
                     "for vllm and the torch family (pin it with `vllm-pin pin`)"
