@@ -100,6 +100,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         setting = f"{name}={value}"
         hint = _knob_hint(name, value, knobs, knowledge)
         if name in knobs.entry.env_vars or name in extra_env:
+            # a curated setting (VLLM_USE_V1=0) may be printed: its value is public knowledge
             stale = next((f for f in facts if setting in f.unsupported), None)
             if stale is None:
                 yield from _check_value(name, value, knobs, where, knowledge)
@@ -114,7 +115,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         elif (last := _last_release_with(ctx.matrix, name, knobs.version)) is not None:
             yield Problem(
                 "VP601",
-                setting,
+                name,  # the name only: a value may be a secret (VLLM_API_KEYS)
                 f"{where} no longer reads {name} (last release that did: {last})",
                 unread,
                 f"unset {name}{hint}",
@@ -122,7 +123,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         else:
             yield Problem(
                 "VP602",
-                setting,
+                name,
                 f"{where} has no variable {name}",
                 unread,
                 f"{_close(name, knobs.entry.env_vars)}unset {name}{hint}",
@@ -173,8 +174,8 @@ def _check_value(
         return
     yield Problem(
         "VP603",
-        f"{name}={value}",
-        f"{where} does not accept {value!r}",
+        name,  # never the value: it may be a secret; the user can see it in their env
+        f"{where} does not accept the value of {name}",
         f"valid values: {', '.join(sorted(allowed))}",
         f"{_close(value, allowed)}set {name} to one of the valid values or unset it"
         + _replacement(knowledge, knobs.version, f"{name}={value}", value),
