@@ -42,6 +42,12 @@ def generate(options: PinOptions) -> int:
         return run_all(m, options)
     if bool(options.extra) != bool(options.pyproject):
         raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
+    if (
+        options.pyproject
+        and options.output is not None
+        and Path(options.output).resolve() == Path(options.pyproject).resolve()
+    ):
+        raise VllmPinError("-o and --pyproject name the same file; write the pins elsewhere")
     if options.only:
         raise VllmPinError("--only selects envs of --all; add --all")
     return generate_one(m, options)
