@@ -14,6 +14,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from vllm_pin.errors import UNPARSABLE_SOURCE, VllmPinError
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.knowledge import Knowledge
 from vllm_pin.matrix.model import Matrix
@@ -33,15 +34,21 @@ class Knobs:
 
 def knobs_from_site(site: Path, version: Version) -> Knobs | None:
     """Read the installed vllm's registries statically (never importing vllm)."""
-    files: dict[str, str] = {}
-    for member in sorted(vllm_source.MEMBER_PATTERNS):
-        path = site / member
-        if path.is_file():
-            files[member] = path.read_text(encoding="utf-8")
     try:
+        files = {
+            member: (site / member).read_text(encoding="utf-8")
+            for member in sorted(vllm_source.MEMBER_PATTERNS)
+            if (site / member).is_file()
+        }
         entry = vllm_source.entry_from_files(files)
     except SyntaxError:
-        return None
+        return None  # newer syntax than this interpreter reads: the variables go unchecked
+    except (OSError, *UNPARSABLE_SOURCE) as exc:
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise VllmPinError(
+            f"cannot read the installed vllm's sources under {site}/vllm ({why}); "
+            "the installation is damaged: reinstall vllm"
+        ) from None
     if not entry.env_vars:
         return None
     return Knobs(version, entry, str(site / vllm_source.ENVS_PY))
