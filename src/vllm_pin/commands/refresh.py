@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 from vllm_pin.commands._options import add_matrix_dir
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import finish_pending, write_all
-from vllm_pin.index.pypi import DEFAULT_INDEX_URL
+from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_TIMEOUT
 from vllm_pin.index.settings import ENV_INDEX_URL, redact
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.refresh.releases import Progress, refresh_outputs
@@ -37,6 +37,7 @@ class RefreshOptions:
     index_url: str
     cache_dir: Path | None
     mode: Mode
+    timeout: float = DEFAULT_TIMEOUT
     #: what releases.toml records as meta.index-url: never a URL from the environment
     recorded_index_url: str = ""
 
@@ -53,6 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"PEP 691 simple index (env {ENV_INDEX_URL}; default {DEFAULT_INDEX_URL})",
     )
     parser.add_argument("--cache-dir", type=Path, help="default ~/.cache/vllm-pin")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"the most one request may take in all (default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -71,6 +79,7 @@ def options_from(args: argparse.Namespace) -> RefreshOptions:
         index_url=args.index_url or os.environ.get(ENV_INDEX_URL) or DEFAULT_INDEX_URL,
         cache_dir=args.cache_dir,
         mode=mode,
+        timeout=_positive(args.timeout),
         recorded_index_url=(
             redact(args.index_url)
             if args.index_url
@@ -79,6 +88,12 @@ def options_from(args: argparse.Namespace) -> RefreshOptions:
             else DEFAULT_INDEX_URL
         ),
     )
+
+
+def _positive(timeout: float) -> float:
+    if not timeout > 0:
+        raise VllmPinError(f"--timeout {timeout:g}: give a number of seconds above 0")
+    return timeout
 
 
 def parse_only(values: Sequence[str] | None) -> frozenset[Version] | None:
@@ -124,6 +139,7 @@ def refresh(options: RefreshOptions) -> int:
         index_url=options.index_url,
         recorded_index_url=options.recorded_index_url,
         cache_dir=options.cache_dir,
+        timeout=options.timeout,
         progress=progress_printer(sys.stderr),
     )
     stale = [o for o in outputs if o.new != o.old]

@@ -33,6 +33,7 @@ from vllm_pin.index import zipread
 from vllm_pin.index.settings import redact, redact_text, split_credentials
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+DEFAULT_TIMEOUT = 30.0  # seconds one request may take in all
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
@@ -126,7 +127,7 @@ class PyPIClient:
         self,
         index_url: str = DEFAULT_INDEX_URL,
         cache_dir: Path | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 4,
         backoff: float = 0.5,
         max_workers: int = 16,

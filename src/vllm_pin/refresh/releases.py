@@ -26,7 +26,7 @@ from typing import Any
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.pypi import DEFAULT_TIMEOUT, IndexFile, PyPIClient
 from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, representatives
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
@@ -250,6 +250,7 @@ def refresh_outputs(
     index_url: str,
     recorded_index_url: str = "",
     cache_dir: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
 ) -> list[Output]:
     """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
@@ -265,7 +266,7 @@ def refresh_outputs(
         if old_text is None:
             raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
         base = loads(old_text)
-    client = PyPIClient(index_url=index_url, cache_dir=cache_dir)
+    client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
     result = collect(client, only=only, base=base, progress=progress)
     result.document["meta"]["index-url"] = recorded_index_url or client.index_url
     return [
