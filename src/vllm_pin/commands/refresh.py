@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from vllm_pin.commands._options import add_matrix_dir
 from vllm_pin.errors import VllmPinError
@@ -104,8 +104,10 @@ def parse_only(values: Sequence[str] | None) -> frozenset[Version] | None:
     for raw in (part.strip() for value in values for part in value.split(",")):
         try:
             out.add(Version(raw))
-        except InvalidVersion:
-            raise VllmPinError(f"--only {raw!r} is not a version; e.g. --only 0.10.1.1") from None
+        except ValueError:  # InvalidVersion, or thousands of digits
+            raise VllmPinError(
+                f"--only {raw[:40]!r} is not a version; e.g. --only 0.10.1.1"
+            ) from None
     return frozenset(out)
 
 

@@ -152,7 +152,7 @@ def _parse_central_directory(cd: bytes, label: str) -> list[ZipEntry]:
                 f"{label}: corrupt zip: central directory entry at {pos} runs past it"
             )
         raw_name = cd[pos + 46 : pos + 46 + name_len]
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         extra = cd[pos + 46 + name_len : pos + 46 + name_len + extra_len]
         usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
         entries.append(ZipEntry(name, offset, csize, usize, method, crc))
