@@ -617,3 +617,18 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in ("VLLM_PIN_INDEX_URL", "VLLM_PIN_EXTRA_INDEX_URL", "VLLM_PIN_FIND_LINKS"):
         monkeypatch.delenv(key, raising=False)
     yield
+
+
+def test_a_damaged_cache_is_read_again_or_one_line(
+    fake_index: FakeIndex, matrix: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(fake_index)
+    argv = refresh_argv(f"{fake_index.url}/simple/", matrix)
+    assert cli.main(argv) == 0
+    cache = matrix.parent / "cache"
+    damaged = [p for p in cache.rglob("*") if p.is_file()]
+    assert damaged
+    for path in damaged:
+        path.write_bytes(b"\xff\xfe[[" if path.suffix == ".json" else b"\xff" * (5 * MiB))
+    capsys.readouterr()
+    assert cli.main(argv) == 0, capsys.readouterr().err

@@ -239,8 +239,10 @@ class PyPIClient:
         if cache.is_file():
             try:
                 cached = json.loads(cache.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 cached = {}
+        if not isinstance(cached, dict) or not all(isinstance(v, str) for v in cached.values()):
+            cached = {}  # a damaged cache entry is read again from the index
         headers = {"Accept": JSON_ACCEPT}
         if cached.get("etag"):
             headers["If-None-Match"] = cached["etag"]
@@ -291,8 +293,9 @@ class PyPIClient:
         if cache is not None:
             for source in METADATA_SOURCES:
                 path = cache / f"METADATA.{source}"
-                if path.is_file():
-                    return path.read_bytes(), source
+                data = _cached_bytes(path, MAX_METADATA_BYTES)
+                if data is not None:
+                    return data, source
         data, source = self._fetch_core_metadata(f)
         if cache is not None:
             write_cache_file(cache / f"METADATA.{source}", data)
@@ -324,8 +327,9 @@ class PyPIClient:
         missing: list[zipread.ZipEntry] = []
         for entry in entries:
             path = cache / "members" / _member_key(entry.name) if cache else None
-            if path is not None and path.is_file():
-                out[entry.name] = path.read_bytes()
+            data = _cached_bytes(path, zipread.MAX_MEMBER_BYTES) if path is not None else None
+            if data is not None:
+                out[entry.name] = data
             else:
                 missing.append(entry)
         fetched = zipread.read_members(missing, self._fetcher(f), f.filename)
@@ -339,7 +343,10 @@ class PyPIClient:
         cache = self._file_cache(f)
         path = cache / "central-directory.json" if cache else None
         if path is not None and path.is_file():
-            return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
+            try:
+                return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
+            except (OSError, ValueError, TypeError, RecursionError):
+                pass  # a damaged cache entry is read again from the index
         entries = zipread.read_central_directory(f.size, self._fetcher(f), f.filename)
         if path is not None:
             rows = [
@@ -417,6 +424,17 @@ def _decoded(body: bytes, encoding: str | None, url: str, max_bytes: int) -> byt
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.rpartition("@")[2].lower()
+
+
+def _cached_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """A cache file's bytes; None when it is missing, unreadable or larger than allowed (an
+    older version's cache may hold what this one refuses), so it is read again."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _member_key(name: str) -> str:
