@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,12 @@ def test_doctor_reads_any_log(matrix: Matrix, lines: list[str]) -> None:
     ctx = make_context(matrix, "0.10.1.1", None)
     found = diagnose("\n".join(lines), matrix.knowledge, matrix.timelines, ctx)
     assert isinstance(found, list)
+
+
+@SETTINGS
+@given(st.binary(max_size=5000), st.integers(1, 6000))
+def test_inflate_prefix_is_the_start_of_the_whole(data: bytes, cap: int) -> None:
+    packed = zlib.compress(data, 6)[2:-4]  # raw deflate
+    head = zipread.inflate_capped(packed[: len(packed) // 2 + 1], cap, "m", prefix=True)
+    assert data.startswith(head) and len(head) <= cap
+    assert zipread.inflate_capped(packed, max(cap, len(data)), "m") == data

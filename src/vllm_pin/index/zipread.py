@@ -181,11 +181,20 @@ def _apply_zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tup
 
 
 def inflate_capped(
-    data: Iterable[bytes] | bytes, max_bytes: int, what: str, wbits: int = -15
+    data: Iterable[bytes] | bytes,
+    max_bytes: int,
+    what: str,
+    wbits: int = -15,
+    *,
+    prefix: bool = False,
 ) -> bytes:
     """Inflate ``data`` (raw deflate by default; one buffer or chunks as they arrive) a step at
-    a time, refusing output past ``max_bytes`` before it is ever held: a 0.5 MB bomb that
-    would inflate to 512 MiB costs at most ``max_bytes`` of memory."""
+    a time, never holding more than ``max_bytes`` of output: a 0.5 MB bomb that would inflate
+    to 512 MiB costs at most ``max_bytes`` of memory.
+
+    Output past ``max_bytes`` is an error, unless ``prefix``: then the first ``max_bytes``
+    bytes are the answer (a member's header, read from a prefix of its compressed bytes).
+    """
     inflater = zlib.decompressobj(wbits)
     out: list[bytes] = []
     size = 0
@@ -194,19 +203,21 @@ def inflate_capped(
             pending = chunk
             while pending and not inflater.eof:
                 piece = inflater.decompress(pending, _INFLATE_STEP)
-                size += len(piece)
-                if size > max_bytes:
+                if size + len(piece) > max_bytes:
+                    if prefix:
+                        return b"".join(out) + piece[: max_bytes - size]
                     raise ZipReadError(
                         f"{what} inflates to more than the {max_bytes} bytes allowed; refusing it"
                     )
+                size += len(piece)
                 out.append(piece)
                 pending = inflater.unconsumed_tail
-        tail = inflater.flush(_INFLATE_STEP)
+        tail = inflater.flush(_INFLATE_STEP) if inflater.eof or not prefix else b""
     except zlib.error as exc:
         raise ZipReadError(f"{what}: corrupt deflate data, cannot inflate: {exc}") from None
     if size + len(tail) > max_bytes:
         raise ZipReadError(f"{what} inflates to more than the {max_bytes} bytes allowed")
-    if not inflater.eof:
+    if not inflater.eof and not prefix:
         raise ZipReadError(f"{what}: corrupt deflate data, cut short")
     return b"".join(out) + tail
 
