@@ -77,8 +77,8 @@ def test_version_options(values: list[str]) -> None:
 # -- TOML fields ----------------------------------------------------------------------------
 
 TOML_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), TEXT),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
     max_leaves=12,
 )
 READERS: list[tuple[str, Any]] = [
