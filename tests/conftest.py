@@ -31,8 +31,27 @@ class Sparse:
 
 
 @dataclass
+class Stream:
+    """A body made as it is sent: ``size`` bytes of ``fill`` in ``chunk``-byte writes, each after
+    ``delay`` seconds (a trickling server); ``length=False`` sends no Content-Length."""
+
+    size: int
+    fill: bytes = b"x"
+    chunk: int = 1024 * 1024
+    delay: float = 0.0
+    length: bool = True
+
+    def chunks(self) -> Iterator[bytes]:
+        block = (self.fill * (self.chunk // len(self.fill) + 1))[: self.chunk]
+        for start in range(0, self.size, self.chunk):
+            if self.delay:
+                time.sleep(self.delay)
+            yield block[: min(self.chunk, self.size - start)]
+
+
+@dataclass
 class Route:
-    body: bytes | Sparse
+    body: bytes | Sparse | Stream
     content_type: str = "application/octet-stream"
     headers: dict[str, str] = field(default_factory=dict)
     ranges: bool = True  # False: ignore Range headers, like some proxies
@@ -46,6 +65,8 @@ class FakeIndex:
     routes: dict[str, Route] = field(default_factory=dict)
     faults: dict[str, list[int | float]] = field(default_factory=lambda: defaultdict(list))
     log: list[tuple[str, str]] = field(default_factory=list)
+    #: the Authorization header of every request ("" for none)
+    auth: list[str] = field(default_factory=list)
 
     def requests_to(self, path: str) -> list[str]:
         """Range headers ("" for none) of the requests made to `path`."""
@@ -77,6 +98,7 @@ def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             index.log.append((self.path, self.headers.get("Range", "")))
+            index.auth.append(self.headers.get("Authorization", ""))
             faults = index.faults.get(self.path)
             action = faults.pop(0) if faults else None
             if isinstance(action, float):
@@ -87,6 +109,9 @@ def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
             route = index.routes.get(self.path)
             if route is None:
                 self.send_error(404)
+                return
+            if isinstance(route.body, Stream):
+                self._stream(route.body, route.content_type)
                 return
             etag = route.headers.get("ETag")
             if etag and self.headers.get("If-None-Match") == etag:
@@ -115,6 +140,21 @@ def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _stream(self, body: Stream, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            if body.length:
+                self.send_header("Content-Length", str(body.size))
+            else:
+                self.close_connection = True
+            self.end_headers()
+            try:
+                for chunk in body.chunks():
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client refused the body and hung up: that is the point
 
     return Handler
 

@@ -329,7 +329,7 @@ def test_cpu_variant(matrix_dir: Path) -> None:
         (
             [],
             {"VLLM_PIN_EXTRA_INDEX_URL": "https://e/1 https://e/2"},
-            ["--extra-index-url https://e/1", "--extra-index-url https://e/2"],
+            [],  # an index URL from the environment may carry a token: never written
         ),
         (
             ["--extra-index-url", "https://o"],

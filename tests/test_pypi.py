@@ -57,9 +57,9 @@ def test_yanked_and_core_metadata_fields(fake_index: FakeIndex, tmp_path: Path) 
             {
                 "filename": "demo-1.0-py3-none-any.whl",
                 "url": "https://example.invalid/demo-1.0-py3-none-any.whl",
-                "hashes": {"sha256": "ab"},
+                "hashes": {"sha256": "ab" * 32},
                 "yanked": "broken build",
-                "core-metadata": {"sha256": "cd"},
+                "core-metadata": {"sha256": "cd" * 32},
             }
         ],
     }
@@ -68,7 +68,7 @@ def test_yanked_and_core_metadata_fields(fake_index: FakeIndex, tmp_path: Path) 
     )
     (f,) = client_for(fake_index, tmp_path).project("demo")
     assert (f.yanked, f.yanked_reason) == (True, "broken build")
-    assert (f.core_metadata, f.metadata_sha256) == (True, "cd")
+    assert (f.core_metadata, f.metadata_sha256) == (True, "cd" * 32)
     assert f.url == "https://example.invalid/demo-1.0-py3-none-any.whl"
 
 

@@ -147,7 +147,7 @@ def test_env_vars_on_real_releases(correct_env: Path, cpu_with_cuda_vision: Path
     assert '"code": "VP601"' in new.stdout and "unset VLLM_USE_V1" in new.stdout
     old = verify(correct_env, VLLM_CUDAGRAPH_MODE="PIECEWISE")
     assert old.returncode == 1
-    assert old.stdout.startswith("VP602 VLLM_CUDAGRAPH_MODE=PIECEWISE: vllm 0.10.1.1 has no")
+    assert old.stdout.startswith("VP602 VLLM_CUDAGRAPH_MODE: vllm 0.10.1.1 has no")
     assert 'compilation_config={"cudagraph_mode": "PIECEWISE"}' in old.stdout
 
 

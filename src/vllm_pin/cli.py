@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from vllm_pin import __version__
 from vllm_pin.errors import VllmPinError
+from vllm_pin.index.settings import redact_text
+
+#: where an unexpected exception (a bug) should be reported
+BUG_REPORTS = "https://github.com/OWNER/vllm-pin/issues"
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -67,9 +74,16 @@ EXAMPLES = """examples:
 'vllm-pin COMMAND --help' explains each command. The data lives in matrix/ (see docs/)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line (and exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the named commands get their full sub-parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vllm-pin",
         description="Pin, provision and verify vLLM environments from exact per-release data.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -94,15 +108,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
+    prefix = f"vllm-pin {args.command}"
     try:
         code: int = module.run(args)
-    except VllmPinError as exc:
-        print(f"vllm-pin {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _broken_pipe()
     except KeyboardInterrupt:
-        print(f"vllm-pin {args.command}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:  # the edge: every failure gets its one line
+        return _report(prefix, exc)
     return code
+
+
+def _report(prefix: str, exc: BaseException) -> int:
+    """One line for bad input (exit 2); a bug gets its line, then the traceback (exit 2 too)."""
+    why = _bad_input(exc)
+    if why is not None:
+        line = " ".join(redact_text(why).split())
+        print(f"{prefix}: error: {line}", file=sys.stderr)
+        return 2
+    if isinstance(exc, SystemExit):
+        raise exc
+    print(
+        f"{prefix}: internal error ({type(exc).__name__}): this is a bug in vllm-pin; "
+        f"please report it at {BUG_REPORTS} with the traceback below",
+        file=sys.stderr,
+    )
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return 2
+
+
+def _bad_input(exc: BaseException) -> str | None:
+    """The one-line message when ``exc`` means bad input or environment, not a bug."""
+    if isinstance(exc, VllmPinError):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input file is not UTF-8 ({exc.reason} at byte {exc.start}); fix or regenerate it"
+        )
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}; check the path and its permissions"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply to read (a hostile or broken file?)"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a number in the input has thousands of digits; that is no version"
+    return None
+
+
+def _broken_pipe() -> int:
+    """The reader went away (`vllm-pin matrix | head`): stop quietly, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 
 def run_tool(command: str) -> None:

@@ -21,3 +21,8 @@ class PackageIndexError(VllmPinError):
 
 class PyprojectError(VllmPinError):
     """A pyproject.toml could not be parsed or edited."""
+
+
+#: what reading a Python source text from a wheel or an environment can raise when the text is
+#: not UTF-8, not Python, or nested too deeply for the parser (a broken or hostile file)
+UNPARSABLE_SOURCE = (UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from vllm_pin.commands._options import add_matrix_dir
 from vllm_pin.errors import VllmPinError
-from vllm_pin.fsutil import atomic_write_text
-from vllm_pin.index.pypi import DEFAULT_INDEX_URL
-from vllm_pin.index.settings import ENV_INDEX_URL
+from vllm_pin.fsutil import finish_pending, write_all
+from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_TIMEOUT
+from vllm_pin.index.settings import ENV_INDEX_URL, redact
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.refresh.releases import Progress, refresh_outputs
 
@@ -37,6 +37,9 @@ class RefreshOptions:
     index_url: str
     cache_dir: Path | None
     mode: Mode
+    timeout: float = DEFAULT_TIMEOUT
+    #: what releases.toml records as meta.index-url: never a URL from the environment
+    recorded_index_url: str = ""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +51,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--index-url",
-        default=os.environ.get(ENV_INDEX_URL) or DEFAULT_INDEX_URL,
         help=f"PEP 691 simple index (env {ENV_INDEX_URL}; default {DEFAULT_INDEX_URL})",
     )
     parser.add_argument("--cache-dir", type=Path, help="default ~/.cache/vllm-pin")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"the most one request may take in all (default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -67,10 +76,24 @@ def options_from(args: argparse.Namespace) -> RefreshOptions:
     return RefreshOptions(
         matrix_dir=args.matrix_dir or default_matrix_dir(),
         only=parse_only(args.only),
-        index_url=args.index_url,
+        index_url=args.index_url or os.environ.get(ENV_INDEX_URL) or DEFAULT_INDEX_URL,
         cache_dir=args.cache_dir,
         mode=mode,
+        timeout=_positive(args.timeout),
+        recorded_index_url=(
+            redact(args.index_url)
+            if args.index_url
+            else f"${ENV_INDEX_URL}"
+            if os.environ.get(ENV_INDEX_URL)
+            else DEFAULT_INDEX_URL
+        ),
     )
+
+
+def _positive(timeout: float) -> float:
+    if not timeout > 0:
+        raise VllmPinError(f"--timeout {timeout:g}: give a number of seconds above 0")
+    return timeout
 
 
 def parse_only(values: Sequence[str] | None) -> frozenset[Version] | None:
@@ -81,8 +104,10 @@ def parse_only(values: Sequence[str] | None) -> frozenset[Version] | None:
     for raw in (part.strip() for value in values for part in value.split(",")):
         try:
             out.add(Version(raw))
-        except InvalidVersion:
-            raise VllmPinError(f"--only {raw!r} is not a version; e.g. --only 0.10.1.1") from None
+        except ValueError:  # InvalidVersion, or thousands of digits
+            raise VllmPinError(
+                f"--only {raw[:40]!r} is not a version; e.g. --only 0.10.1.1"
+            ) from None
     return frozenset(out)
 
 
@@ -108,11 +133,15 @@ def run(args: argparse.Namespace) -> int:
 
 def refresh(options: RefreshOptions) -> int:
     """The command's work on typed options; the exit code."""
+    for path in finish_pending(options.matrix_dir):
+        print(f"refresh: finished the interrupted write of {path}", file=sys.stderr)
     outputs = refresh_outputs(
         options.matrix_dir,
         only=options.only,
         index_url=options.index_url,
+        recorded_index_url=options.recorded_index_url,
         cache_dir=options.cache_dir,
+        timeout=options.timeout,
         progress=progress_printer(sys.stderr),
     )
     stale = [o for o in outputs if o.new != o.old]
@@ -124,9 +153,8 @@ def refresh(options: RefreshOptions) -> int:
         print(f"{o.path}: {len(lines)} change(s)")
         print("".join(f"  {line}\n" for line in lines), end="")
     if options.mode == "write":
-        for o in stale:
-            atomic_write_text(o.path, o.new)
-            print(f"wrote {o.path}")
+        write_all({o.path: o.new for o in stale}, options.matrix_dir, "vllm-pin refresh --write")
+        print("".join(f"wrote {o.path}\n" for o in stale), end="")
         return 0
     if options.mode == "check":
         print("the matrix is stale; run tools/refresh_matrix.py --write")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -21,18 +22,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from packaging.utils import canonicalize_name
 
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.index import zipread
+from vllm_pin.index.settings import redact, redact_text, split_credentials
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+DEFAULT_TIMEOUT = 30.0  # seconds one request may take in all
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
 METADATA_SOURCES = ("pep658", "range")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+#: the most a response body may hold: a project page lists thousands of files (a few MiB);
+#: a METADATA is KiB; a range read is what was asked for
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+MAX_METADATA_BYTES = zipread.MAX_MEMBER_BYTES
+_CHUNK = 64 * 1024
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,6 +63,15 @@ class IndexFile:
     requires_python: str
     core_metadata: bool | None = None  # None: the index does not say whether .metadata exists
     metadata_sha256: str = ""  # hash of the PEP 658 file, when the index gives one
+
+    def __post_init__(self) -> None:
+        # the sha256 names cache paths: only 64 lowercase hex digits can never leave the cache
+        for what, value in (("sha256", self.sha256), ("metadata sha256", self.metadata_sha256)):
+            if value and not SHA256.fullmatch(value):
+                raise PackageIndexError(
+                    f"{self.filename}: the index gives {what} {value[:80]!r}, not 64 hex "
+                    "digits; refusing the file (a broken or hostile index)"
+                )
 
 
 def default_cache_dir() -> Path:
@@ -73,13 +93,22 @@ def write_cache_file(path: Path, data: bytes) -> None:
         raise
 
 
-def _parse_file(raw: dict[str, Any], base_url: str) -> IndexFile:
+def _parse_file(raw: Any, base_url: str) -> IndexFile:
+    if not isinstance(raw, dict):
+        raise TypeError(f"a file entry is a {type(raw).__name__}, not an object")
     yanked = raw.get("yanked", False)
     meta = raw.get("core-metadata", raw.get("data-dist-info-metadata"))
     hashes = raw.get("hashes") or {}
+    if not isinstance(hashes, dict):
+        raise TypeError(
+            f"{raw.get('filename')!r}: hashes is a {type(hashes).__name__}, not a table"
+        )
+    url = requests.compat.urljoin(base_url, str(raw["url"]))
+    if split_credentials(url)[1] is not None:
+        raise ValueError(f"{raw.get('filename')!r}: the file URL carries credentials")
     return IndexFile(
         filename=str(raw["filename"]),
-        url=requests.compat.urljoin(base_url, str(raw["url"])),
+        url=url,
         sha256=str(hashes.get("sha256", "")),
         size=int(raw.get("size") or 0),
         upload_time=str(raw.get("upload-time") or ""),
@@ -98,13 +127,16 @@ class PyPIClient:
         self,
         index_url: str = DEFAULT_INDEX_URL,
         cache_dir: Path | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 4,
         backoff: float = 0.5,
         max_workers: int = 16,
         session: requests.Session | None = None,
     ) -> None:
-        self.index_url = index_url if index_url.endswith("/") else index_url + "/"
+        clean, self._auth = split_credentials(index_url)
+        #: the index URL without credentials: safe to print and to write into files
+        self.index_url = clean if clean.endswith("/") else clean + "/"
+        self._auth_origin = _origin(clean)
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self.timeout = timeout
         self.retries = retries
@@ -122,33 +154,46 @@ class PyPIClient:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _get(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
-        """GET with timeout and exponential backoff; returns any non-retryable response."""
+    def _get(
+        self, url: str, headers: dict[str, str] | None = None, max_bytes: int = MAX_PAGE_BYTES
+    ) -> tuple[requests.Response, bytes]:
+        """GET with a total deadline per attempt and exponential backoff; the response and its
+        body (at most ``max_bytes``) for any non-retryable status."""
         why = ""
         delay = 0.0
+        # credentials go only to the index's own origin, never to a file host elsewhere
+        auth = self._auth if _origin(url) == self._auth_origin else None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(delay)
             delay = self.backoff * (2**attempt)
+            deadline = time.monotonic() + self.timeout
             try:
-                resp = self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
+                resp = self.session.get(
+                    url,
+                    headers={"Accept-Encoding": "identity", **(headers or {})},
+                    timeout=self.timeout,
+                    stream=True,
+                    auth=auth,
+                )
                 if headers and "Range" in headers and resp.status_code == 200:
                     resp.close()  # the whole file is coming: never read a 400 MiB wheel
                     raise PackageIndexError(
                         f"cannot range-read {url}: the server ignores HTTP range requests; "
                         "use an --index-url that supports them (or serves PEP 658 metadata)"
                     )
-                body = _read_body(resp)
+                body = _read_body(resp, url, max_bytes, deadline, self.timeout)
             except (
                 requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema,
                 requests.exceptions.InvalidURL,
             ) as exc:
                 raise PackageIndexError(
-                    f"bad URL {url!r} ({exc}); pass an --index-url like {DEFAULT_INDEX_URL}"
+                    f"bad URL {redact(url)!r} ({redact_text(str(exc))}); "
+                    f"pass an --index-url like {DEFAULT_INDEX_URL}"
                 ) from None
             except requests.exceptions.RequestException as exc:
-                why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                why = redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
                 continue
             with self._lock:
                 self.bytes_fetched += len(body)
@@ -159,7 +204,7 @@ class PyPIClient:
                 if retry_after.isdigit():
                     delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
                 continue
-            return resp
+            return resp, body
         raise PackageIndexError(
             f"cannot reach {url}: {why} (after {self.retries + 1} attempts); "
             "check the network or pass --index-url"
@@ -168,7 +213,9 @@ class PyPIClient:
     def _fetch_range(self, f: IndexFile, start: int, end: int) -> bytes:
         """Bytes [start, end) of a file, refusing servers that would send the whole file."""
         end = min(end, f.size) if f.size else end
-        resp = self._get(f.url, {"Range": f"bytes={start}-{end - 1}"})
+        resp, body = self._get(
+            f.url, {"Range": f"bytes={start}-{end - 1}"}, max_bytes=max(0, end - start)
+        )
         if resp.status_code == 416:
             return b""
         if resp.status_code != 206:
@@ -179,7 +226,7 @@ class PyPIClient:
                 f"cannot range-read {f.url}: asked for bytes {start}-{end - 1}, "
                 f"got {content_range or 'no Content-Range'}"
             )
-        return resp.content
+        return body
 
     # -- index ----------------------------------------------------------------------------
 
@@ -192,14 +239,16 @@ class PyPIClient:
         if cache.is_file():
             try:
                 cached = json.loads(cache.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 cached = {}
+        if not isinstance(cached, dict) or not all(isinstance(v, str) for v in cached.values()):
+            cached = {}  # a damaged cache entry is read again from the index
         headers = {"Accept": JSON_ACCEPT}
         if cached.get("etag"):
             headers["If-None-Match"] = cached["etag"]
         if cached.get("last-modified"):
             headers["If-Modified-Since"] = cached["last-modified"]
-        resp = self._get(url, headers)
+        resp, raw_body = self._get(url, headers)
         if resp.status_code == 304 and "body" in cached:
             body = cached["body"]
         elif resp.status_code == 404:
@@ -213,7 +262,10 @@ class PyPIClient:
                     f"{url} answered {ctype or 'no content type'}, not PEP 691 JSON; "
                     "pass an --index-url that serves the JSON simple API"
                 )
-            body = resp.content.decode("utf-8")
+            try:
+                body = raw_body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PackageIndexError(f"{url}: the page is not UTF-8 JSON") from None
             if resp.headers.get("ETag") or resp.headers.get("Last-Modified"):
                 record = {
                     "etag": resp.headers.get("ETag", ""),
@@ -224,8 +276,11 @@ class PyPIClient:
         try:
             data = json.loads(body)
             return [_parse_file(raw, url) for raw in data["files"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PackageIndexError(f"{url}: malformed PEP 691 JSON: {exc}") from exc
+        except PackageIndexError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise PackageIndexError(f"{url}: malformed PEP 691 JSON: {why}") from None
 
     # -- files ----------------------------------------------------------------------------
 
@@ -238,8 +293,9 @@ class PyPIClient:
         if cache is not None:
             for source in METADATA_SOURCES:
                 path = cache / f"METADATA.{source}"
-                if path.is_file():
-                    return path.read_bytes(), source
+                data = _cached_bytes(path, MAX_METADATA_BYTES)
+                if data is not None:
+                    return data, source
         data, source = self._fetch_core_metadata(f)
         if cache is not None:
             write_cache_file(cache / f"METADATA.{source}", data)
@@ -247,9 +303,8 @@ class PyPIClient:
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         if f.core_metadata is not False:
-            resp = self._get(f.url + ".metadata")
+            resp, data = self._get(f.url + ".metadata", max_bytes=MAX_METADATA_BYTES)
             if resp.status_code == 200:
-                data = resp.content
                 if f.metadata_sha256 and hashlib.sha256(data).hexdigest() != f.metadata_sha256:
                     raise PackageIndexError(
                         f"{f.url}.metadata does not match the sha256 the index gives for it"
@@ -272,8 +327,9 @@ class PyPIClient:
         missing: list[zipread.ZipEntry] = []
         for entry in entries:
             path = cache / "members" / _member_key(entry.name) if cache else None
-            if path is not None and path.is_file():
-                out[entry.name] = path.read_bytes()
+            data = _cached_bytes(path, zipread.MAX_MEMBER_BYTES) if path is not None else None
+            if data is not None:
+                out[entry.name] = data
             else:
                 missing.append(entry)
         fetched = zipread.read_members(missing, self._fetcher(f), f.filename)
@@ -287,7 +343,10 @@ class PyPIClient:
         cache = self._file_cache(f)
         path = cache / "central-directory.json" if cache else None
         if path is not None and path.is_file():
-            return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
+            try:
+                return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
+            except (OSError, ValueError, TypeError, RecursionError):
+                pass  # a damaged cache entry is read again from the index
         entries = zipread.read_central_directory(f.size, self._fetcher(f), f.filename)
         if path is not None:
             rows = [
@@ -314,12 +373,68 @@ class PyPIClient:
             return list(pool.map(fn, items))
 
 
-def _read_body(resp: requests.Response) -> bytes:
-    """Read the whole body now, so read timeouts surface inside the retry loop."""
+def _read_body(
+    resp: requests.Response, url: str, max_bytes: int, deadline: float, timeout: float
+) -> bytes:
+    """Read the body now, so read timeouts surface inside the retry loop; refuse one longer
+    than ``max_bytes`` or one still arriving at ``deadline`` (a server that trickles a byte at
+    a time never trips the socket timeout, which counts from the last byte)."""
+    chunks: list[bytes] = []
+    size = 0
     try:
-        return resp.content
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise PackageIndexError(
+                f"{url}: the response is {declared} bytes, more than the {max_bytes} allowed"
+            )
+        while True:
+            if time.monotonic() > deadline:
+                raise PackageIndexError(
+                    f"{url}: the response took longer than {timeout:g} s in all; "
+                    "the index is too slow (raise the timeout or use another --index-url)"
+                )
+            chunk = resp.raw.read1(_CHUNK, decode_content=False)
+            if not chunk:
+                return _decoded(
+                    b"".join(chunks), resp.headers.get("Content-Encoding"), url, max_bytes
+                )
+            size += len(chunk)
+            if size > max_bytes:
+                raise PackageIndexError(
+                    f"{url}: the response is more than the {max_bytes} bytes allowed; refusing it"
+                )
+            chunks.append(chunk)
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        raise requests.exceptions.ConnectionError(str(exc)) from None
     finally:
         resp.close()
+
+
+def _decoded(body: bytes, encoding: str | None, url: str, max_bytes: int) -> bytes:
+    """The body without its Content-Encoding (asked for identity; some servers compress anyway),
+    inflated within the same cap, so a gzip bomb is refused like any other large body."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zipread.inflate_capped(body, max_bytes, url, wbits=47)  # 47: gzip or zlib
+    raise PackageIndexError(f"{url}: unsupported Content-Encoding {encoding!r}")
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.rpartition("@")[2].lower()
+
+
+def _cached_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """A cache file's bytes; None when it is missing, unreadable or larger than allowed (an
+    older version's cache may hold what this one refuses), so it is read again."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _member_key(name: str) -> str:

@@ -11,10 +11,11 @@ the defaults" for extra index URLs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from vllm_pin.errors import VllmPinError
 
@@ -22,6 +23,7 @@ ENV_INDEX_URL = "VLLM_PIN_INDEX_URL"
 ENV_EXTRA_INDEX_URL = "VLLM_PIN_EXTRA_INDEX_URL"
 ENV_FIND_LINKS = "VLLM_PIN_FIND_LINKS"
 NO_INDEX = "none"
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@[^/\s]*")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class IndexConfig:
     index_url: str = ""  # "" = PyPI; NO_INDEX = no index at all, only find-links
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    #: index URLs that came from the environment, not from an option: never written to a file
+    from_env: frozenset[str] = field(default=frozenset(), compare=False)
 
     def lines(self) -> list[str]:
         """Requirement-file option lines, which pip and uv both read, in a stable order."""
@@ -46,8 +50,21 @@ class IndexConfig:
         return [part for line in self.lines() for part in line.split(" ", 1)]
 
     def written(self) -> IndexConfig:
-        """What belongs in a committed file: find-links are local paths that do not travel."""
-        return replace(self, find_links=())
+        """What belongs in a committed file: find-links are local paths that do not travel,
+        an index URL from the environment stays out (it may be a private mirror with a
+        token), and a password given on the command line is written as ``***``."""
+        index = self.index_url
+        if index != NO_INDEX:
+            index = "" if index in self.from_env else redact(index)
+        return replace(
+            self,
+            index_url=index,
+            extra_index_urls=tuple(
+                redact(url) for url in self.extra_index_urls if url not in self.from_env
+            ),
+            find_links=(),
+            from_env=frozenset(),
+        )
 
     def queried(self, stood_in_for: Iterable[str]) -> IndexConfig:
         """What uv should query: while find-links are given they stand in for these indexes.
@@ -87,22 +104,26 @@ def index_config(
     """
     env = os.environ if environ is None else environ
     extra = _entries(extra_index_urls, env.get(ENV_EXTRA_INDEX_URL, ""))
+    index_from_env = "" if index_url is not None else env.get(ENV_INDEX_URL, "").strip()
     config = IndexConfig(
-        index_url=(index_url if index_url is not None else env.get(ENV_INDEX_URL, "")).strip(),
+        index_url=index_url.strip() if index_url is not None else index_from_env,
         extra_index_urls=tuple(
             url for url in (extra or tuple(default_extra_index_urls)) if url != NO_INDEX
         ),
         find_links=_entries(find_links, env.get(ENV_FIND_LINKS, "")),
+        from_env=frozenset(
+            filter(None, (index_from_env, *(extra if extra_index_urls is None else ())))
+        ),
     )
     index = config.index_url if config.index_url != NO_INDEX else ""
     for url in filter(None, (index, *config.extra_index_urls)):
-        if urlparse(url).scheme not in ("http", "https", "file"):
+        if urlsplit(url).scheme not in ("http", "https", "file"):
             raise VllmPinError(
-                f"index URL {url!r} is not an http(s):// or file:// URL; "
+                f"index URL {redact(url)!r} is not an http(s):// or file:// URL; "
                 f"fix --index-url/--extra-index-url or ${ENV_INDEX_URL}/${ENV_EXTRA_INDEX_URL}"
             )
     for link in config.find_links:
-        if not urlparse(link).scheme and not Path(link).is_dir():
+        if not urlsplit(link).scheme and not Path(link).is_dir():
             raise VllmPinError(
                 f"find-links directory {link!r} does not exist; "
                 f"fix --find-links or ${ENV_FIND_LINKS}"
@@ -114,3 +135,37 @@ def _entries(given: Iterable[str] | None, from_env: str) -> tuple[str, ...]:
     """Options as given, else the whitespace-separated environment value; blanks dropped."""
     raw = list(given) if given is not None else from_env.split()
     return tuple(item.strip() for item in raw if item.strip())
+
+
+def redact(url: str) -> str:
+    """``url`` with its password (or a bare user token) shown as ``***``: safe to print or write.
+
+    ``https://user:token@host/simple/`` -> ``https://user:***@host/simple/``;
+    ``https://token@host/`` -> ``https://***@host/``. Anything else comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
+
+
+def redact_text(text: str) -> str:
+    """Every ``scheme://user:password@`` in free text (an error message, a log) redacted."""
+    return _USERINFO.sub(lambda m: redact(m.group(0)), text)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user info, and (user, password) when it had some."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit(parts._replace(netloc=host))
+    return clean, (unquote(user), unquote(password))

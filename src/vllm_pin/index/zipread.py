@@ -27,6 +27,11 @@ _CENTRAL_SIG = b"PK\x01\x02"
 _LOCAL_SIG = b"PK\x03\x04"
 _LOCAL_HEADER_LEN = 30
 _LOCAL_EXTRA_SLACK = 256  # local extra fields may differ from central ones; read a little more
+#: the most a member read from a wheel may inflate to (a METADATA or an envs.py is KiB)
+MAX_MEMBER_BYTES = 4 * 1024 * 1024
+_INFLATE_STEP = 64 * 1024
+#: a wheel of 100 000 files has a central directory of about 10 MiB
+MAX_CENTRAL_DIRECTORY_BYTES = 32 * 1024 * 1024
 
 
 class ZipReadError(PackageIndexError):
@@ -84,6 +89,11 @@ def read_central_directory(size: int, fetch: RangeFetcher, label: str) -> list[Z
     cd_offset = _u32(tail, eocd + 16)
     if 0xFFFFFFFF in (cd_size, cd_offset) or entries_total == 0xFFFF:
         cd_offset, cd_size, entries_total = _zip64_eocd(tail, tail_start, eocd, fetch, label)
+    if cd_size > MAX_CENTRAL_DIRECTORY_BYTES:
+        raise ZipReadError(
+            f"{label}: central directory of {cd_size} bytes, more than the "
+            f"{MAX_CENTRAL_DIRECTORY_BYTES} allowed; refusing it"
+        )
     if cd_offset + cd_size > size:
         raise ZipReadError(
             f"{label}: corrupt zip: central directory [{cd_offset}, {cd_offset + cd_size}) "
@@ -142,7 +152,7 @@ def _parse_central_directory(cd: bytes, label: str) -> list[ZipEntry]:
                 f"{label}: corrupt zip: central directory entry at {pos} runs past it"
             )
         raw_name = cd[pos + 46 : pos + 46 + name_len]
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         extra = cd[pos + 46 + name_len : pos + 46 + name_len + extra_len]
         usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
         entries.append(ZipEntry(name, offset, csize, usize, method, crc))
@@ -170,8 +180,57 @@ def _apply_zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tup
     return usize, csize, offset
 
 
-def read_member(entry: ZipEntry, fetch: RangeFetcher, label: str) -> bytes:
-    """Fetch and inflate one member; checks its CRC."""
+def inflate_capped(
+    data: Iterable[bytes] | bytes,
+    max_bytes: int,
+    what: str,
+    wbits: int = -15,
+    *,
+    prefix: bool = False,
+) -> bytes:
+    """Inflate ``data`` (raw deflate by default; one buffer or chunks as they arrive) a step at
+    a time, never holding more than ``max_bytes`` of output: a 0.5 MB bomb that would inflate
+    to 512 MiB costs at most ``max_bytes`` of memory.
+
+    Output past ``max_bytes`` is an error, unless ``prefix``: then the first ``max_bytes``
+    bytes are the answer (a member's header, read from a prefix of its compressed bytes).
+    """
+    inflater = zlib.decompressobj(wbits)
+    out: list[bytes] = []
+    size = 0
+    try:
+        for chunk in [data] if isinstance(data, bytes) else data:
+            pending = chunk
+            while pending and not inflater.eof:
+                piece = inflater.decompress(pending, _INFLATE_STEP)
+                if size + len(piece) > max_bytes:
+                    if prefix:
+                        return b"".join(out) + piece[: max_bytes - size]
+                    raise ZipReadError(
+                        f"{what} inflates to more than the {max_bytes} bytes allowed; refusing it"
+                    )
+                size += len(piece)
+                out.append(piece)
+                pending = inflater.unconsumed_tail
+        tail = inflater.flush(_INFLATE_STEP) if inflater.eof or not prefix else b""
+    except zlib.error as exc:
+        raise ZipReadError(f"{what}: corrupt deflate data, cannot inflate: {exc}") from None
+    if size + len(tail) > max_bytes:
+        raise ZipReadError(f"{what} inflates to more than the {max_bytes} bytes allowed")
+    if not inflater.eof and not prefix:
+        raise ZipReadError(f"{what}: corrupt deflate data, cut short")
+    return b"".join(out) + tail
+
+
+def read_member(
+    entry: ZipEntry, fetch: RangeFetcher, label: str, max_bytes: int = MAX_MEMBER_BYTES
+) -> bytes:
+    """Fetch and inflate one member of at most ``max_bytes``; checks its CRC."""
+    if max(entry.compressed_size, entry.uncompressed_size) > max_bytes:
+        raise ZipReadError(
+            f"{label}: {entry.name} is {entry.uncompressed_size} bytes "
+            f"({entry.compressed_size} compressed), more than the {max_bytes} allowed; refusing it"
+        )
     guess = (
         _LOCAL_HEADER_LEN + len(entry.name.encode()) + _LOCAL_EXTRA_SLACK + entry.compressed_size
     )
@@ -189,10 +248,7 @@ def read_member(entry: ZipEntry, fetch: RangeFetcher, label: str) -> bytes:
     if entry.method == 0:
         content = payload
     elif entry.method == 8:
-        try:
-            content = zlib.decompress(payload, -15)
-        except zlib.error as exc:
-            raise ZipReadError(f"{label}: corrupt zip: cannot inflate {entry.name}: {exc}") from exc
+        content = inflate_capped(payload, max_bytes, f"{label}: {entry.name}")
     else:
         raise ZipReadError(
             f"{label}: unsupported zip compression method {entry.method} for {entry.name}"

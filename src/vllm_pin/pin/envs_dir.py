@@ -6,6 +6,7 @@ hashed lock; SKIPPED.toml says which envs or locks could not be made, and why.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
-from vllm_pin.fsutil import atomic_write_text, check_writable
+from vllm_pin.fsutil import finish_pending, write_all
+from vllm_pin.index.settings import redact_text
 from vllm_pin.matrix.toml_emit import toml_inline
 from vllm_pin.pin.cutoff import NO_CUTOFF, Cutoff, lock_cutoff
 from vllm_pin.pin.lock import Target
@@ -75,6 +77,9 @@ def run_all(m: Matrix, options: PinOptions) -> int:
     if options.only:
         selected = [s for s in selected if s[0] in options.only]
     root = Path(options.envs_dir)
+    if root.is_dir():
+        for path in finish_pending(root):
+            print(f"pin --all: finished the interrupted write of {path}", file=sys.stderr)
     with_lock = not (options.check or options.no_lock or options.offline)
     skipped_before = _read_toml_file(root / SKIPPED_FILE)
     total = len(selected)
@@ -102,18 +107,28 @@ def run_all(m: Matrix, options: PinOptions) -> int:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise VllmPinError(f"cannot create {root}: {exc.strerror or exc}") from None
-    check_writable([root / SKIPPED_FILE])
+    files: dict[Path, str | None] = {}
     for result in results:
         directory = root / result.name
-        if result.files:
-            directory.mkdir(parents=True, exist_ok=True)
-        for file_name, text in result.files.items():
-            atomic_write_text(directory / file_name, text)
-        stale_lock = directory / LOCK_NAME
-        if result.skipped_what == "lock" and stale_lock.exists():
-            stale_lock.unlink()
-    skipped = _merge_skipped(root, results, {n for n, _, _ in selected}, with_lock)
-    atomic_write_text(root / SKIPPED_FILE, skipped)
+        files.update({directory / name: text for name, text in result.files.items()})
+        if result.skipped_what == "lock" and (directory / LOCK_NAME).exists():
+            files[directory / LOCK_NAME] = None
+    files[root / SKIPPED_FILE] = _merge_skipped(
+        root, results, {n for n, _, _ in selected}, with_lock
+    )
+    new_dirs = sorted(d for d in {p.parent for p in files} if not d.is_dir())
+    try:
+        for directory in new_dirs:
+            try:
+                directory.mkdir(parents=True)
+            except OSError as exc:
+                raise VllmPinError(f"cannot create {directory}: {exc.strerror or exc}") from None
+        write_all(files, root, "vllm-pin pin --all")
+    except BaseException:
+        for directory in new_dirs:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     print(f"wrote {root}/ ({sum(1 for r in results if r.files)} envs, see {SKIPPED_FILE})")
     return 0
 
@@ -276,7 +291,7 @@ def _merge_skipped(
             entries[result.name] = {
                 "what": result.skipped_what,
                 "release": result.release,
-                "reason": result.skipped,
+                "reason": redact_text(result.skipped),
                 **({"input-sha256": result.lock_digest} if result.lock_digest else {}),
             }
     lines = [

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
+from vllm_pin.index.settings import redact
 from vllm_pin.matrix.model import Matrix, load_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.envs_dir import run_all
@@ -41,6 +42,12 @@ def generate(options: PinOptions) -> int:
         return run_all(m, options)
     if bool(options.extra) != bool(options.pyproject):
         raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
+    if (
+        options.pyproject
+        and options.output is not None
+        and Path(options.output).resolve() == Path(options.pyproject).resolve()
+    ):
+        raise VllmPinError("-o and --pyproject name the same file; write the pins elsewhere")
     if options.only:
         raise VllmPinError("--only selects envs of --all; add --all")
     return generate_one(m, options)
@@ -126,13 +133,13 @@ def regenerate_command(options: PinOptions, output: Path) -> str:
     if options.index.no_index:
         parts.append("--no-index")
     if options.index.index_url:
-        parts += ["--index-url", options.index.index_url]
+        parts += ["--index-url", redact(options.index.index_url)]
     for option, values in (
         ("--extra-index-url", options.index.extra_index_urls),
         ("--find-links", options.index.find_links),
     ):
         for value in values or ():
-            parts += [option, value]
+            parts += [option, redact(value)]
     parts += ["-o", str(output)]
     if options.lock:
         parts.append("--lock")

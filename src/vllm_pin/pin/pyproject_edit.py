@@ -106,6 +106,21 @@ def parse(text: str, path: Path) -> tomlkit.TOMLDocument:
         ) from exc
 
 
+def _check_editable(doc: tomlkit.TOMLDocument, path: Path) -> None:
+    """Refuse what an edit of [project.optional-dependencies] cannot honour."""
+    project = doc.get("project")
+    if not isinstance(project, Mapping):
+        raise PyprojectError(
+            f"{path} has no [project] table; add one (PEP 621) or edit the extras by hand"
+        )
+    dynamic = project.get("dynamic", [])
+    if isinstance(dynamic, list) and "optional-dependencies" in dynamic:
+        raise PyprojectError(
+            f"{path} declares optional-dependencies dynamic (the build backend makes them); "
+            "add the pins where the backend reads them, not in [project]"
+        )
+
+
 def read_project(doc: tomlkit.TOMLDocument, path: Path) -> Project:
     """Read name, dependencies, extras and uv conflicts; bad requirement strings are errors."""
     project = _table(doc.get("project"), "project", path)
@@ -138,7 +153,9 @@ def set_extra(
         raise PyprojectError(
             f"extra name {extra!r} is not a valid extra (PEP 685: letters, digits, '.', '_', '-')"
         )
-    doc = parse(text, path)
+    newline = "\r\n" if "\r\n" in text else "\n"  # a CRLF file stays CRLF
+    doc = parse(text.replace("\r\n", "\n"), path)
+    _check_editable(doc, path)
     project = read_project(doc, path)
     key = canonicalize_name(extra)
     unknown = [c for c in conflict_with if canonicalize_name(c) not in project.extras]
@@ -164,7 +181,7 @@ def set_extra(
     wanted.extend(frozenset({key, canonicalize_name(c)}) for c in conflict_with)
     added = _declare_conflicts(doc, project, wanted, vllm_extras)
     return EditResult(
-        text=tomlkit.dumps(doc),
+        text=tomlkit.dumps(doc).replace("\n", newline),
         conflict_groups=tuple(tuple(sorted(g)) for g in added),
     )
 

@@ -68,7 +68,8 @@ def prepare_pyproject(
     ``jobs`` and ``timeout`` say how the clash check runs uv (see :func:`find_clashes`).
     """
     try:
-        original = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as fh:  # keep CRLF line endings
+            original = fh.read()
     except FileNotFoundError:
         raise VllmPinError(f"{path} does not exist; create a pyproject.toml first") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.pypi import DEFAULT_TIMEOUT, IndexFile, PyPIClient
 from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, representatives
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
@@ -215,7 +215,10 @@ class Output:
 
 
 def _read_committed(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MatrixError(f"cannot read {path}: {exc}; restore it from git") from None
 
 
 def _timeline_output(
@@ -246,13 +249,16 @@ def refresh_outputs(
     *,
     only: Collection[Version] | None,
     index_url: str,
+    recorded_index_url: str = "",
     cache_dir: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
 ) -> list[Output]:
     """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
 
     With ``only``, those releases are re-read and every other row is kept from the committed
-    files (which must exist). Nothing is written.
+    files (which must exist). ``recorded_index_url`` is what meta.index-url says (default:
+    the index URL without credentials). Nothing is written.
     """
     path = matrix_dir / "releases.toml"
     old_text = _read_committed(path)
@@ -261,8 +267,9 @@ def refresh_outputs(
         if old_text is None:
             raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
         base = loads(old_text)
-    client = PyPIClient(index_url=index_url, cache_dir=cache_dir)
+    client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
     result = collect(client, only=only, base=base, progress=progress)
+    result.document["meta"]["index-url"] = recorded_index_url or client.index_url
     return [
         Output(
             path,

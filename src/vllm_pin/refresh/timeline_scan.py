@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from vllm_pin.errors import MatrixError
+from vllm_pin.errors import UNPARSABLE_SOURCE, MatrixError, PackageIndexError
 from vllm_pin.index.pypi import IndexFile, PyPIClient, write_cache_file
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.timeline import TimelineEntry, dumps, entry_row, load_timeline, parse_entry
@@ -43,9 +43,15 @@ def collect(
     def read(item: tuple[Version, IndexFile]) -> TimelineEntry:
         f = item[1]
         raw = client.read_members(f, vllm_source.wanted_member)
-        entry = vllm_source.entry_from_files(
-            {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
-        )
+        try:
+            entry = vllm_source.entry_from_files(
+                {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
+            )
+        except UNPARSABLE_SOURCE as exc:
+            why = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise PackageIndexError(
+                f"{f.filename}: cannot parse its vllm sources ({why}); a broken or hostile wheel"
+            ) from None
         path = _cache_path(client.cache_dir, f)
         if path is not None:
             write_cache_file(path, json.dumps(entry_row(entry), sort_keys=True).encode())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from vllm_pin.errors import UNPARSABLE_SOURCE, VllmPinError
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.knowledge import Knowledge
 from vllm_pin.matrix.model import Matrix
@@ -33,15 +34,21 @@ class Knobs:
 
 def knobs_from_site(site: Path, version: Version) -> Knobs | None:
     """Read the installed vllm's registries statically (never importing vllm)."""
-    files: dict[str, str] = {}
-    for member in sorted(vllm_source.MEMBER_PATTERNS):
-        path = site / member
-        if path.is_file():
-            files[member] = path.read_text(encoding="utf-8")
     try:
+        files = {
+            member: (site / member).read_text(encoding="utf-8")
+            for member in sorted(vllm_source.MEMBER_PATTERNS)
+            if (site / member).is_file()
+        }
         entry = vllm_source.entry_from_files(files)
     except SyntaxError:
-        return None
+        return None  # newer syntax than this interpreter reads: the variables go unchecked
+    except (OSError, *UNPARSABLE_SOURCE) as exc:
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise VllmPinError(
+            f"cannot read the installed vllm's sources under {site}/vllm ({why}); "
+            "the installation is damaged: reinstall vllm"
+        ) from None
     if not entry.env_vars:
         return None
     return Knobs(version, entry, str(site / vllm_source.ENVS_PY))
@@ -100,6 +107,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         setting = f"{name}={value}"
         hint = _knob_hint(name, value, knobs, knowledge)
         if name in knobs.entry.env_vars or name in extra_env:
+            # a curated setting (VLLM_USE_V1=0) may be printed: its value is public knowledge
             stale = next((f for f in facts if setting in f.unsupported), None)
             if stale is None:
                 yield from _check_value(name, value, knobs, where, knowledge)
@@ -114,7 +122,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         elif (last := _last_release_with(ctx.matrix, name, knobs.version)) is not None:
             yield Problem(
                 "VP601",
-                setting,
+                name,  # the name only: a value may be a secret (VLLM_API_KEYS)
                 f"{where} no longer reads {name} (last release that did: {last})",
                 unread,
                 f"unset {name}{hint}",
@@ -122,7 +130,7 @@ def check_env_vars(env: Env, ctx: Context, knobs: Knobs | None) -> Iterator[Prob
         else:
             yield Problem(
                 "VP602",
-                setting,
+                name,
                 f"{where} has no variable {name}",
                 unread,
                 f"{_close(name, knobs.entry.env_vars)}unset {name}{hint}",
@@ -173,8 +181,8 @@ def _check_value(
         return
     yield Problem(
         "VP603",
-        f"{name}={value}",
-        f"{where} does not accept {value!r}",
+        name,  # never the value: it may be a secret; the user can see it in their env
+        f"{where} does not accept the value of {name}",
         f"valid values: {', '.join(sorted(allowed))}",
         f"{_close(value, allowed)}set {name} to one of the valid values or unset it"
         + _replacement(knowledge, knobs.version, f"{name}={value}", value),

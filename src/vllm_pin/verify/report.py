@@ -92,7 +92,13 @@ def _dedupe(problems: Sequence[Problem]) -> list[Problem]:
 
 
 def _github_escape(text: str) -> str:
+    """A workflow command's message: %, CR and LF encoded, as GitHub's runner decodes them."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value (title=...): also ':' and ',' encoded."""
+    return _github_escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def render(problems: Sequence[Problem], env: Env, fmt: Format) -> str:
@@ -109,7 +115,8 @@ def render(problems: Sequence[Problem], env: Env, fmt: Format) -> str:
         return json.dumps(payload, indent=2) + "\n"
     if fmt == "github":
         return "".join(
-            f"::error title={p.code} {_github_escape(p.subject)}::{_github_escape(p.line())}\n"
+            f"::error title={_github_property(f'{p.code} {p.subject}')}::"
+            f"{_github_escape(p.line())}\n"
             for p in problems
         )
     return "".join(p.line() + "\n" for p in problems)
