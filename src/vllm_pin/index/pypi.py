@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +24,7 @@ import requests
 from packaging.utils import canonicalize_name
 
 from vllm_pin.errors import PackageIndexError
+from vllm_pin.fsutil import default_cache_dir, write_cache_file
 from vllm_pin.index import zipread
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
@@ -52,25 +51,6 @@ class IndexFile:
     requires_python: str
     core_metadata: bool | None = None  # None: the index does not say whether .metadata exists
     metadata_sha256: str = ""  # hash of the PEP 658 file, when the index gives one
-
-
-def default_cache_dir() -> Path:
-    """~/.cache/vllm-pin, honouring XDG_CACHE_HOME."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vllm-pin"
-
-
-def write_cache_file(path: Path, data: bytes) -> None:
-    """Write a cache file so that concurrent readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _parse_file(raw: dict[str, Any], base_url: str) -> IndexFile:

@@ -3,11 +3,15 @@
 It reads ``matrix/releases.toml`` (facts from package metadata, written by refresh) and
 ``matrix/curated.toml`` (facts a human vouches for), validates both, and merges them into a
 :class:`Matrix` whose answers say where they came from (:class:`Sourced`).
+
+Loading is fast by design: the parsed files come from :mod:`vllm_pin.matrix.cache` (keyed by
+their sha256), and the requirement lists (``pins``, ``requires-dist``), which are most of the
+parsing, are parsed on first use once the same files have passed a full check before. The
+first load of any new or edited file checks every row, so a bad entry still fails at once.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,17 +23,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
+from vllm_pin.matrix import cache
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
 from vllm_pin.matrix.knowledge import Knowledge, parse_knowledge
 from vllm_pin.matrix.observed import Observations, load_observations
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.timeline import TimelineEntry, load_timeline
 from vllm_pin.matrix.tomlfields import Fields, table_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
 
 T = TypeVar("T")
 
@@ -60,9 +60,13 @@ class Platform:
     min_glibc: Version
     metadata_source: str
     requires_python: SpecifierSet
-    pins: tuple[Requirement, ...]
     table: Fields = field(compare=False, repr=False)  # for what is parsed on first use
     source: str
+
+    @cached_property
+    def pins(self) -> tuple[Requirement, ...]:
+        """The torch-family requirements, parsed on first use (the loader stays fast)."""
+        return self.table.requirements("pins")
 
     @cached_property
     def requires_dist(self) -> tuple[Requirement, ...]:
@@ -118,8 +122,13 @@ class PackageInfo:
     requires_python: SpecifierSet
     cuda: str
     torch_requires: SpecifierSet | None
-    requires_dist: tuple[Requirement, ...]
+    table: Fields = field(compare=False, repr=False)  # for what is parsed on first use
     source: str
+
+    @cached_property
+    def requires_dist(self) -> tuple[Requirement, ...]:
+        """Every Requires-Dist line, parsed on first use (the loader stays fast)."""
+        return self.table.requirements("requires-dist", required=False)
 
 
 @dataclass(frozen=True)
@@ -148,13 +157,13 @@ def series_of(version: Version) -> str:
     return f"{major}.{minor}"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """The parsed file (through the cache) and its sha256; MatrixError saying how to fix it."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return cache.read_toml(path)
     except FileNotFoundError:
         raise MatrixError(f"{path} is missing; run tools/refresh_matrix.py --write") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
         raise MatrixError(f"{path} is not valid TOML ({exc}); restore it from git") from None
 
 
@@ -173,7 +182,6 @@ def _parse_platform(rd: Fields, machine: str) -> Platform:
         min_glibc=rd.version("min-glibc"),
         metadata_source=meta,
         requires_python=rd.specifier("requires-python", ""),
-        pins=rd.requirements("pins"),
         table=rd,
         source=f"{rd.where} ({meta} metadata of {wheel})",
     )
@@ -210,7 +218,7 @@ def _parse_package(top: Fields, name: str, key: str, data: object) -> PackageInf
         torch_requires=rd.specifier("torch-requires")
         if rd.opt("torch-requires", str, "")
         else None,
-        requires_dist=rd.requirements("requires-dist", required=False),
+        table=rd,
         source=f"{rd.where} ({meta} metadata of {rd.opt('wheel', str, '?')})",
     )
 
@@ -318,12 +326,24 @@ class Matrix:
                 f"{name} was yanked{why}; pick another release or pass --allow-yanked"
             )
 
+    def _platforms(self) -> list[Platform]:
+        return [
+            p for d in self._releases.values() for r in d.values() for p in r.platforms.values()
+        ]
+
+    def _parse_rows(self) -> None:
+        """Parse the requirement lists a first load checks (pins, the packages' requirements)."""
+        for plat in self._platforms():
+            _ = plat.pins
+        for versions in self._packages.values():
+            for info in versions.values():
+                _ = info.requires_dist
+
     def validate(self) -> None:
         """Parse everything the loader leaves for later, so a bad entry fails now."""
-        for dist in self._releases.values():
-            for release in dist.values():
-                for plat in release.platforms.values():
-                    _ = plat.requires_dist
+        self._parse_rows()
+        for plat in self._platforms():
+            _ = plat.requires_dist
         _ = self.knowledge
         _ = self.timelines
         _ = self.observations
@@ -459,8 +479,8 @@ def _check_series_default(entry: Fields, series: str, known: Mapping[Version, Re
 def load_matrix(root: Path | None = None) -> Matrix:
     """Load, validate and merge the matrix files under ``root`` (see docs/matrix-schema.md)."""
     root = default_matrix_dir() if root is None else root
-    raw = _read_toml(root / "releases.toml")
-    curated = _read_toml(root / "curated.toml")
+    raw, raw_sha = _read_toml(root / "releases.toml")
+    curated, curated_sha = _read_toml(root / "curated.toml")
     top = Fields("releases.toml", raw)
     releases: dict[str, dict[Version, Release]] = {}
     for dist in DISTRIBUTIONS:
@@ -475,10 +495,14 @@ def load_matrix(root: Path | None = None) -> Matrix:
             p.version: p for p in (_parse_package(top, name, k, v) for k, v in known.items())
         }
     _validate_curated(curated, releases)
-    return Matrix(
+    matrix = Matrix(
         root=root,
         _releases=releases,
         _packages=packages,
         curated=curated,
         anomalies=list(raw.get("anomalies", [])),
     )
+    if not cache.validated(raw_sha, curated_sha):
+        matrix._parse_rows()  # new or edited files: every row is checked before any is used
+        cache.mark_validated(raw_sha, curated_sha)
+    return matrix
