@@ -32,9 +32,24 @@ JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
 METADATA_SOURCES = ("pep658", "range")
+#: requests in flight: a cold refresh makes ~1400 small requests, so latency, not bandwidth,
+#: bounds it (~1400 x 0.14 s / 64 = 3 s); each worker keeps its keep-alive connection pooled
+DEFAULT_WORKERS = 64
+#: what `PyPIClient.stats` counts requests under (benchmarks/refresh.py prints the breakdown)
+REQUEST_KINDS = ("index", "metadata", "zip-tail", "members", "elf")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass
+class RequestStats:
+    """Requests of one kind: how many, the bytes received, and the seconds spent in them
+    (summed over threads, so several in flight add up)."""
+
+    requests: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,7 @@ class PyPIClient:
         timeout: float = 30.0,
         retries: int = 4,
         backoff: float = 0.5,
-        max_workers: int = 16,
+        max_workers: int = DEFAULT_WORKERS,
         session: requests.Session | None = None,
     ) -> None:
         self.index_url = index_url if index_url.endswith("/") else index_url + "/"
@@ -99,17 +114,26 @@ class PyPIClient:
         self._lock = threading.Lock()
         self.bytes_fetched = 0
         self.requests_made = 0
+        self.stats = {kind: RequestStats() for kind in REQUEST_KINDS}
+        #: the tail each wheel's zip was read through (sha256 -> (offset, bytes)), so members
+        #: that lie in it (often the METADATA) cost no second request
+        self._tails: dict[str, tuple[int, bytes]] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _get(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
-        """GET with timeout and exponential backoff; returns any non-retryable response."""
+    def _get(
+        self, url: str, headers: dict[str, str] | None = None, kind: str = "index"
+    ) -> requests.Response:
+        """GET with timeout and exponential backoff; returns any non-retryable response.
+
+        ``kind`` (one of REQUEST_KINDS) is what `stats` counts the request under."""
         why = ""
         delay = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(delay)
             delay = self.backoff * (2**attempt)
+            started = time.perf_counter()
             try:
                 resp = self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
                 if headers and "Range" in headers and resp.status_code == 200:
@@ -133,6 +157,10 @@ class PyPIClient:
             with self._lock:
                 self.bytes_fetched += len(body)
                 self.requests_made += 1
+                stats = self.stats[kind]
+                stats.requests += 1
+                stats.bytes += len(body)
+                stats.seconds += time.perf_counter() - started
             if resp.status_code in RETRY_STATUSES:
                 why = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("Retry-After", "")
@@ -145,10 +173,14 @@ class PyPIClient:
             "check the network or pass --index-url"
         )
 
-    def _fetch_range(self, f: IndexFile, start: int, end: int) -> bytes:
+    def _fetch_range(self, f: IndexFile, start: int, end: int, kind: str) -> bytes:
         """Bytes [start, end) of a file, refusing servers that would send the whole file."""
         end = min(end, f.size) if f.size else end
-        resp = self._get(f.url, {"Range": f"bytes={start}-{end - 1}"})
+        with self._lock:
+            tail = self._tails.get(f.sha256) if f.sha256 else None
+        if tail is not None and tail[0] <= start and end <= tail[0] + len(tail[1]):
+            return tail[1][start - tail[0] : end - tail[0]]
+        resp = self._get(f.url, {"Range": f"bytes={start}-{end - 1}"}, kind)
         if resp.status_code == 416:
             return b""
         if resp.status_code != 206:
@@ -227,7 +259,7 @@ class PyPIClient:
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         if f.core_metadata is not False:
-            resp = self._get(f.url + ".metadata")
+            resp = self._get(f.url + ".metadata", kind="metadata")
             if resp.status_code == 200:
                 data = resp.content
                 if f.metadata_sha256 and hashlib.sha256(data).hexdigest() != f.metadata_sha256:
@@ -256,7 +288,7 @@ class PyPIClient:
                 out[entry.name] = path.read_bytes()
             else:
                 missing.append(entry)
-        fetched = zipread.read_members(missing, self._fetcher(f), f.filename)
+        fetched = zipread.read_members(missing, self._fetcher(f, "members"), f.filename)
         for name, data in fetched.items():
             if cache is not None:
                 write_cache_file(cache / "members" / _member_key(name), data)
@@ -268,18 +300,25 @@ class PyPIClient:
         path = cache / "central-directory.json" if cache else None
         if path is not None and path.is_file():
             return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
-        entries = zipread.read_central_directory(f.size, self._fetcher(f), f.filename)
-        if path is not None:
-            rows = [
-                [e.name, e.header_offset, e.compressed_size, e.uncompressed_size, e.method, e.crc]
-                for e in entries
-            ]
-            write_cache_file(path, json.dumps(rows).encode())
+        tail: list[tuple[int, bytes]] = []
+        fetch_tail = self._fetcher(f, "zip-tail")
+
+        def fetch(start: int, end: int) -> bytes:
+            data = fetch_tail(start, end)
+            tail.append((start, data))
+            return data
+
+        entries = zipread.read_central_directory(f.size, fetch, f.filename)
+        if tail and f.sha256:
+            with self._lock:
+                self._tails[f.sha256] = tail[0]
+        if path is not None:  # ZipEntry is a NamedTuple: each is written as its row of fields
+            write_cache_file(path, json.dumps(entries).encode())
         return entries
 
-    def _fetcher(self, f: IndexFile) -> zipread.RangeFetcher:
+    def _fetcher(self, f: IndexFile, kind: str) -> zipread.RangeFetcher:
         def fetch(start: int, end: int) -> bytes:
-            return self._fetch_range(f, start, end)
+            return self._fetch_range(f, start, end, kind)
 
         return fetch
 
