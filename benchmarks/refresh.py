@@ -28,9 +28,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_WORKERS, PyPIClient, RequestStats
-from vllm_pin.matrix import releases_file
+from vllm_pin.matrix import releases_file, vllm_source
 from vllm_pin.refresh import releases as refresh
 from vllm_pin.refresh import timeline_scan
+
+PARSE_S: list[float] = []  # thread time spent in vllm_source (timeline parsing), per wheel
+
+
+def _timed_parse(files: dict[str, str], label: str) -> object:
+    start = time.thread_time()
+    try:
+        return _parse(files, label)
+    finally:
+        PARSE_S.append(time.thread_time() - start)
+
+
+_parse = vllm_source.entry_from_files
+vllm_source.entry_from_files = _timed_parse  # type: ignore[assignment]
 
 TARGET_COLD_S = 10.0
 TARGET_WARM_S = 0.5
@@ -45,10 +59,13 @@ class Run:
     wheel_bytes: int
     files: int
     stats: dict[str, RequestStats]
+    parsed: int
+    parse_s: float
 
 
 def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
+    PARSE_S.clear()
     start = time.perf_counter()
     result = refresh.collect(client)
     releases_file.dumps(result.document)
@@ -64,6 +81,8 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
         sum(wheel_bytes.values()),
         len(wheel_bytes),
         client.stats,
+        len(PARSE_S),
+        sum(PARSE_S),
     )
 
 
@@ -124,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{st.seconds:8.1f} s in flight"
             + ("  (none on this branch)" if not st.requests else "")
         )
+    print(
+        f"  timeline parsing (CPU, not network): {cold.parsed} wheels, {cold.parse_s:.1f} s of "
+        "thread time"
+    )
     print(
         f"warm: {warm.seconds:6.2f} s  {warm.requests} requests  = "
         f"{warm.seconds / one:.1f}x one request  (target <= {TARGET_WARM_S:g} s: "
