@@ -29,10 +29,10 @@ def root(tmp_path: Path) -> Path:
 
 
 def no_toml_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(text: str) -> object:
+    def refuse(raw: bytes) -> object:
         raise AssertionError("parsed TOML although the cache holds it")
 
-    monkeypatch.setattr("vllm_pin.matrix.cache.tomllib.loads", refuse)
+    monkeypatch.setattr(cache, "parse", refuse)
 
 
 def answers(m: Matrix) -> list[tuple[str, str, list[str]]]:

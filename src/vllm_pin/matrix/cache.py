@@ -26,12 +26,15 @@ from typing import Any
 from vllm_pin import __version__
 from vllm_pin.fsutil import default_cache_dir, write_cache_file
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
-
-__all__ = ["CACHE_ENV", "FORMAT", "cache_dir", "mark_validated", "read_toml", "validated"]
+__all__ = [
+    "CACHE_ENV",
+    "FORMAT",
+    "cache_dir",
+    "mark_validated",
+    "parse",
+    "read_toml",
+    "validated",
+]
 
 CACHE_ENV = "VLLM_PIN_MATRIX_CACHE"
 #: bump when what is cached (or what a "validated" mark vouches for) changes meaning
@@ -61,13 +64,23 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     cached = _load_dump(dump) if dump is not None else None
     if cached is not None:
         return cached, digest
-    data = tomllib.loads(raw.decode("utf-8"))
+    data = parse(raw)
     if dump is not None:
         # marshal: the fastest stdlib loader for plain dicts/lists/str/int/float/bool; a TOML
         # date or time is not marshal-able (ValueError), so such a file is simply not cached
         with contextlib.suppress(ValueError):
             _write(dump, marshal.dumps(data))
     return data, digest
+
+
+def parse(raw: bytes) -> dict[str, Any]:
+    """Parse TOML bytes (a cache miss)."""
+    # imported here: on a cache hit, importing tomllib would be most of what the load costs
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+    return tomllib.loads(raw.decode("utf-8"))
 
 
 def _load_dump(dump: Path) -> dict[str, Any] | None:
