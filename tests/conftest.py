@@ -179,3 +179,12 @@ def fake_index() -> Iterator[FakeIndex]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _matrix_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The matrix loader's parse cache lives in a temporary dir, never the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VLLM_PIN_MATRIX_CACHE", str(tmp_path_factory.mktemp("matrix-cache")))
+    yield
+    patch.undo()

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import FakeIndex, Route, Sparse
 from vllm_pin.errors import PackageIndexError
-from vllm_pin.index.pypi import IndexFile, PyPIClient, default_cache_dir
+from vllm_pin.fsutil import default_cache_dir
+from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.zipread import TAIL_BYTES
 
 PEP658_WHEEL = "vllm-0.10.1.1-cp38-abi3-manylinux1_x86_64.whl"
 RANGE_WHEEL = "vllm-0.1.4-cp311-cp311-manylinux1_x86_64.whl"
@@ -88,8 +90,11 @@ def test_404_on_metadata_falls_back_to_range_reads(index: FakeIndex, tmp_path: P
     assert b"Requires-Dist: torch >=2.0.0" in data
     assert index.requests_to(f"/files/{RANGE_WHEEL}.metadata") == [""]
     ranges = index.requests_to(f"/files/{RANGE_WHEEL}")
-    assert ranges and all(r.startswith("bytes=") for r in ranges)
+    # the zip tail holds the central directory and the METADATA: one range request in all
+    assert ranges == [f"bytes={f.size - TAIL_BYTES}-{f.size - 1}"]
     assert client.bytes_fetched < 0.01 * f.size
+    counts = {kind: s.requests for kind, s in client.stats.items()}
+    assert counts == {"index": 1, "metadata": 1, "zip-tail": 1, "members": 0, "elf": 0}
 
 
 def test_metadata_hash_from_the_index_is_verified(index: FakeIndex, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import INDEX_FIXTURES, Sparse
 from vllm_pin.index.zipread import (
+    MERGE_GAP,
     TAIL_BYTES,
     ZipReadError,
     read_central_directory,
@@ -148,3 +149,23 @@ def test_central_directory_past_the_end_is_corrupt() -> None:
     data[eocd + 16 : eocd + 20] = (len(data) + 5).to_bytes(4, "little")
     with pytest.raises(ZipReadError, match="corrupt zip: central directory"):
         read_central_directory(len(data), Fetcher(bytes(data)), "c.whl")
+
+
+@pytest.mark.parametrize(
+    ("filler", "requests"),
+    [(0, 1), (MERGE_GAP // 2, 1), (MERGE_GAP * 2, 3)],
+    ids=["adjacent", "gaps below MERGE_GAP", "gaps above MERGE_GAP"],
+)
+def test_nearby_members_are_read_in_one_range(filler: int, requests: int) -> None:
+    rng = random.Random(filler)
+    wanted = {f"pkg/m{i}.py": f"value = {i}\n".encode() * 50 for i in range(3)}
+    members: dict[str, bytes] = {}
+    for i, (name, data) in enumerate(wanted.items()):
+        members[name] = data
+        members[f"pkg/blob{i}.bin"] = rng.randbytes(filler)  # incompressible gap
+    data = make_zip(members)
+    entries = [e for e in read_central_directory(len(data), Fetcher(data), "m.whl")]
+    fetch = Fetcher(data)
+    got = read_members([e for e in entries if e.name in wanted][::-1], fetch, "m.whl")
+    assert got == wanted
+    assert len(fetch.calls) == requests

@@ -4,6 +4,8 @@ A reader sees the old file or the new one, never half of one. :func:`write_all` 
 files all or none: every temporary is written first, then a journal naming them, then the
 renames; a run killed between two renames leaves the journal, and :func:`finish_pending` (which
 the next run of the same command calls) completes the renames from it.
+It is also where caches live (`default_cache_dir`), shared by the index client and the
+matrix loader's cache.
 """
 
 from __future__ import annotations
@@ -187,3 +189,22 @@ def check_writable(paths: Iterable[Path]) -> None:
             raise VllmPinError(f"cannot write {path}: directory {parent} does not exist")
         if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise VllmPinError(f"cannot write {path}: permission denied; choose another path")
+
+
+def default_cache_dir() -> Path:
+    """~/.cache/vllm-pin, honouring XDG_CACHE_HOME."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vllm-pin"
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Write a cache file so that concurrent readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

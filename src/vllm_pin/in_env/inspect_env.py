@@ -15,12 +15,10 @@ import re
 import struct
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-if sys.version_info >= (3, 10):
+if TYPE_CHECKING:
     from importlib import metadata
-else:  # pragma: no cover - 3.8/3.9 targets
-    import importlib.metadata as metadata
 
 SCHEMA = 1
 
@@ -230,6 +228,10 @@ def describe_distribution(dist: metadata.Distribution) -> dict[str, Any]:
 
 def iter_distributions(path: Iterable[str] | None = None) -> Iterable[metadata.Distribution]:
     """Installed distributions in sys.path order (the first of a name is the one imported)."""
+    # imported here, not at the top: importlib.metadata pulls in the email package (~15 ms),
+    # which `verify -r` (it imports this module for its helpers) never needs
+    import importlib.metadata as metadata
+
     if path is None:
         return metadata.distributions()
     return metadata.distributions(path=list(path))

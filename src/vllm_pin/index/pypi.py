@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +27,7 @@ import urllib3
 from packaging.utils import canonicalize_name
 
 from vllm_pin.errors import PackageIndexError
+from vllm_pin.fsutil import default_cache_dir, write_cache_file
 from vllm_pin.index import zipread
 from vllm_pin.index.settings import redact, redact_text, split_credentials
 
@@ -44,9 +43,24 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 MAX_METADATA_BYTES = zipread.MAX_MEMBER_BYTES
 _CHUNK = 64 * 1024
+#: requests in flight: a cold refresh makes ~1400 small requests, so latency, not bandwidth,
+#: bounds it (~1400 x 0.14 s / 64 = 3 s); each worker keeps its keep-alive connection pooled
+DEFAULT_WORKERS = 64
+#: what `PyPIClient.stats` counts requests under (benchmarks/refresh.py prints the breakdown)
+REQUEST_KINDS = ("index", "metadata", "zip-tail", "members", "elf")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass
+class RequestStats:
+    """Requests of one kind: how many, the bytes received, and the seconds spent in them
+    (summed over threads, so several in flight add up)."""
+
+    requests: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,25 +86,6 @@ class IndexFile:
                     f"{self.filename}: the index gives {what} {value[:80]!r}, not 64 hex "
                     "digits; refusing the file (a broken or hostile index)"
                 )
-
-
-def default_cache_dir() -> Path:
-    """~/.cache/vllm-pin, honouring XDG_CACHE_HOME."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vllm-pin"
-
-
-def write_cache_file(path: Path, data: bytes) -> None:
-    """Write a cache file so that concurrent readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _parse_file(raw: Any, base_url: str) -> IndexFile:
@@ -130,7 +125,7 @@ class PyPIClient:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 4,
         backoff: float = 0.5,
-        max_workers: int = 16,
+        max_workers: int = DEFAULT_WORKERS,
         session: requests.Session | None = None,
     ) -> None:
         clean, self._auth = split_credentials(index_url)
@@ -151,14 +146,24 @@ class PyPIClient:
         self._lock = threading.Lock()
         self.bytes_fetched = 0
         self.requests_made = 0
+        self.stats = {kind: RequestStats() for kind in REQUEST_KINDS}
+        #: the tail each wheel's zip was read through (sha256 -> (offset, bytes)), so members
+        #: that lie in it (often the METADATA) cost no second request
+        self._tails: dict[str, tuple[int, bytes]] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
 
     def _get(
-        self, url: str, headers: dict[str, str] | None = None, max_bytes: int = MAX_PAGE_BYTES
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        max_bytes: int = MAX_PAGE_BYTES,
+        kind: str = "index",
     ) -> tuple[requests.Response, bytes]:
         """GET with a total deadline per attempt and exponential backoff; the response and its
-        body (at most ``max_bytes``) for any non-retryable status."""
+        body (at most ``max_bytes``) for any non-retryable status.
+
+        ``kind`` (one of REQUEST_KINDS) is what `stats` counts the request under."""
         why = ""
         delay = 0.0
         # credentials go only to the index's own origin, never to a file host elsewhere
@@ -168,6 +173,7 @@ class PyPIClient:
                 time.sleep(delay)
             delay = self.backoff * (2**attempt)
             deadline = time.monotonic() + self.timeout
+            started = time.perf_counter()
             try:
                 resp = self.session.get(
                     url,
@@ -198,6 +204,10 @@ class PyPIClient:
             with self._lock:
                 self.bytes_fetched += len(body)
                 self.requests_made += 1
+                stats = self.stats[kind]
+                stats.requests += 1
+                stats.bytes += len(body)
+                stats.seconds += time.perf_counter() - started
             if resp.status_code in RETRY_STATUSES:
                 why = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("Retry-After", "")
@@ -210,11 +220,15 @@ class PyPIClient:
             "check the network or pass --index-url"
         )
 
-    def _fetch_range(self, f: IndexFile, start: int, end: int) -> bytes:
+    def _fetch_range(self, f: IndexFile, start: int, end: int, kind: str) -> bytes:
         """Bytes [start, end) of a file, refusing servers that would send the whole file."""
         end = min(end, f.size) if f.size else end
+        with self._lock:
+            tail = self._tails.get(f.sha256) if f.sha256 else None
+        if tail is not None and tail[0] <= start and end <= tail[0] + len(tail[1]):
+            return tail[1][start - tail[0] : end - tail[0]]
         resp, body = self._get(
-            f.url, {"Range": f"bytes={start}-{end - 1}"}, max_bytes=max(0, end - start)
+            f.url, {"Range": f"bytes={start}-{end - 1}"}, max(0, end - start), kind
         )
         if resp.status_code == 416:
             return b""
@@ -303,7 +317,9 @@ class PyPIClient:
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         if f.core_metadata is not False:
-            resp, data = self._get(f.url + ".metadata", max_bytes=MAX_METADATA_BYTES)
+            resp, data = self._get(
+                f.url + ".metadata", max_bytes=MAX_METADATA_BYTES, kind="metadata"
+            )
             if resp.status_code == 200:
                 if f.metadata_sha256 and hashlib.sha256(data).hexdigest() != f.metadata_sha256:
                     raise PackageIndexError(
@@ -332,7 +348,7 @@ class PyPIClient:
                 out[entry.name] = data
             else:
                 missing.append(entry)
-        fetched = zipread.read_members(missing, self._fetcher(f), f.filename)
+        fetched = zipread.read_members(missing, self._fetcher(f, "members"), f.filename)
         for name, data in fetched.items():
             if cache is not None:
                 write_cache_file(cache / "members" / _member_key(name), data)
@@ -347,18 +363,25 @@ class PyPIClient:
                 return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
             except (OSError, ValueError, TypeError, RecursionError):
                 pass  # a damaged cache entry is read again from the index
-        entries = zipread.read_central_directory(f.size, self._fetcher(f), f.filename)
-        if path is not None:
-            rows = [
-                [e.name, e.header_offset, e.compressed_size, e.uncompressed_size, e.method, e.crc]
-                for e in entries
-            ]
-            write_cache_file(path, json.dumps(rows).encode())
+        tail: list[tuple[int, bytes]] = []
+        fetch_tail = self._fetcher(f, "zip-tail")
+
+        def fetch(start: int, end: int) -> bytes:
+            data = fetch_tail(start, end)
+            tail.append((start, data))
+            return data
+
+        entries = zipread.read_central_directory(f.size, fetch, f.filename)
+        if tail and f.sha256:
+            with self._lock:
+                self._tails[f.sha256] = tail[0]
+        if path is not None:  # ZipEntry is a NamedTuple: each is written as its row of fields
+            write_cache_file(path, json.dumps(entries).encode())
         return entries
 
-    def _fetcher(self, f: IndexFile) -> zipread.RangeFetcher:
+    def _fetcher(self, f: IndexFile, kind: str) -> zipread.RangeFetcher:
         def fetch(start: int, end: int) -> bytes:
-            return self._fetch_range(f, start, end)
+            return self._fetch_range(f, start, end, kind)
 
         return fetch
 

@@ -3,6 +3,8 @@ loaders and merged with provenance. No network and no CLI.
 """
 
 __all__ = [
+    "cache",
+    "core",
     "core_metadata",
     "describe",
     "knowledge",

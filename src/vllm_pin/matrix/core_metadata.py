@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from functools import cache
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -58,6 +56,11 @@ class Metadata:
 
 def parse_metadata(data: bytes) -> Metadata:
     """Parse METADATA headers; strings packaging rejects are reported, not recorded."""
+    # deferred: the email package costs ~15 ms of import, and only refresh parses METADATA
+    # (pin and verify import this module for exact_pin and linux_markers)
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
     msg = BytesHeaderParser(policy=compat32).parsebytes(data)
     problems: list[str] = []
     raw_python = " ".join(str(msg.get("Requires-Python", "")).split())

@@ -20,6 +20,7 @@ from typing import Any
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
+from vllm_pin.matrix import cache
 from vllm_pin.matrix.paths import default_timeline_path
 from vllm_pin.matrix.toml_emit import toml_dumps
 from vllm_pin.matrix.tomlfields import Fields, table_name
@@ -101,12 +102,15 @@ def dumps(entries: Mapping[Version, TimelineEntry]) -> str:
 
 
 def load_timeline(path: Path) -> dict[Version, TimelineEntry]:
-    """Parse matrix/timeline.toml; MatrixError naming the bad table on malformed input."""
+    """Parse matrix/timeline.toml (through the parse cache, see `vllm_pin.matrix.cache`);
+    MatrixError naming the bad table on malformed input."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data, _ = cache.read_toml(Path(path))
     except OSError as exc:
         raise MatrixError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return loads(text, str(path))
+    except ValueError as exc:
+        raise _not_toml(str(path), exc) from None
+    return _entries(data, str(path))
 
 
 def loads(text: str, name: str = "timeline.toml") -> dict[Version, TimelineEntry]:
@@ -114,9 +118,17 @@ def loads(text: str, name: str = "timeline.toml") -> dict[Version, TimelineEntry
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise MatrixError(
-            f"cannot read {name}: {exc}; regenerate it with tools/refresh_matrix.py --write"
-        ) from None
+        raise _not_toml(name, exc) from None
+    return _entries(data, name)
+
+
+def _not_toml(name: str, exc: ValueError) -> MatrixError:
+    return MatrixError(
+        f"cannot read {name}: {exc}; regenerate it with tools/refresh_matrix.py --write"
+    )
+
+
+def _entries(data: dict[str, Any], name: str) -> dict[Version, TimelineEntry]:
     out: dict[Version, TimelineEntry] = {}
     top = Fields(name, data)
     for key, row in top.opt("vllm", dict, {}).items():

@@ -8,6 +8,7 @@ everywhere and no loader carries its own copy.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -22,6 +23,11 @@ T = TypeVar("T")
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SPECIFIER = 'version specifier (write e.g. ">=0.10.1,<0.20")'
+
+# Memoized: the matrix repeats a few requires-python and glibc strings hundreds of times, and
+# neither object is ever mutated, so every row may share one (a ValueError is not cached).
+_specifier_set = functools.lru_cache(maxsize=None)(SpecifierSet)
+_version = functools.lru_cache(maxsize=None)(Version)
 
 
 def table_name(*keys: str) -> str:
@@ -96,7 +102,7 @@ class Fields:
 
     def version(self, key: str) -> Version:
         """A required field holding a version."""
-        return self._parse(self.get(key, str), Version, "version", key)
+        return self._parse(self.get(key, str), _version, "version", key)
 
     def name_version(self, name: str) -> Version:
         """The table's own name (a key such as ``"0.10.1.1"``) as a version."""
@@ -105,7 +111,7 @@ class Fields:
     def specifier(self, key: str, default: str | None = None) -> SpecifierSet:
         """A version specifier; ``default`` (when given) stands in for an absent field."""
         text = self.get(key, str) if default is None or key in self.data else default
-        return self._parse(text, SpecifierSet, _SPECIFIER, key)
+        return self._parse(text, _specifier_set, _SPECIFIER, key)
 
     def requirements(self, key: str, *, required: bool = True) -> tuple[Requirement, ...]:
         """A list of requirement strings (PEP 508); an absent optional one is empty."""

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from vllm_pin.errors import VllmPinError
 
 if TYPE_CHECKING:
-    from vllm_pin.matrix.model import Release
+    from vllm_pin.matrix.core import Release
 
 EXCLUDE_NEWER_DAYS = 30  # a lock sees uploads up to this long after the release's own
 NO_CUTOFF, DEFAULT_CUTOFF = "none", "default"  # --exclude-newer words besides a date

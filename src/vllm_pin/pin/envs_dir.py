@@ -37,7 +37,7 @@ from vllm_pin.pin.pins import (
 from vllm_pin.pin.stale import differs, report_stale
 
 if TYPE_CHECKING:
-    from vllm_pin.matrix.model import Matrix
+    from vllm_pin.matrix.core import ReleaseMatrix
 
 ENV_FILE = "env.toml"
 SKIPPED_FILE = "SKIPPED.toml"
@@ -55,7 +55,7 @@ class EnvResult:
     lock_digest: str = ""  # what the lock must record to be current
 
 
-def env_names(m: Matrix) -> list[tuple[str, str, str]]:
+def env_names(m: ReleaseMatrix) -> list[tuple[str, str, str]]:
     """(name, series, variant) for every series of every variant: `0.10`, `0.32-cpu`."""
     out = []
     for variant in m.curated.get("variants", {}):
@@ -65,7 +65,7 @@ def env_names(m: Matrix) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_all(m: Matrix, options: PinOptions) -> int:
+def run_all(m: ReleaseMatrix, options: PinOptions) -> int:
     """Regenerate (or with --check, compare) envs/<name>/ for every selected env."""
     selected = env_names(m)
     known = {name for name, _, _ in selected}
@@ -134,7 +134,7 @@ def run_all(m: Matrix, options: PinOptions) -> int:
 
 
 def generate_env(
-    m: Matrix,
+    m: ReleaseMatrix,
     item: tuple[str, str, str],
     options: PinOptions,
     root: Path,
@@ -211,7 +211,7 @@ def generate_env(
     return result_for(plan, files={LOCK_NAME: lock})
 
 
-def _sticky_pythons(pinset: PinSet, m: Matrix, requested: str, recorded: Any) -> list[str]:
+def _sticky_pythons(pinset: PinSet, m: ReleaseMatrix, requested: str, recorded: Any) -> list[str]:
     """[--python-version], else the env's recorded choice (while allowed) before the rest."""
     if requested:
         return python_candidates(pinset, m, requested)

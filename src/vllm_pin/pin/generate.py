@@ -13,7 +13,7 @@ from pathlib import Path
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
 from vllm_pin.index.settings import redact
-from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.matrix.core import ReleaseMatrix, load_release_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.envs_dir import run_all
 from vllm_pin.pin.lock import Target
@@ -37,7 +37,7 @@ __all__ = ["generate", "generate_one", "regenerate_command"]
 def generate(options: PinOptions) -> int:
     """The single-release path, or `--all`; the exit code."""
     check_options(options.exclude_newer, options.exclude_newer_package)  # fail before any work
-    m = load_matrix(options.matrix_dir)
+    m = load_release_matrix(options.matrix_dir)
     if options.all:
         return run_all(m, options)
     if bool(options.extra) != bool(options.pyproject):
@@ -53,7 +53,7 @@ def generate(options: PinOptions) -> int:
     return generate_one(m, options)
 
 
-def generate_one(m: Matrix, options: PinOptions) -> int:
+def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     """Check every output of one release, then write them: requirements, lock, extra."""
     variant = m.variant(options.variant)
     resolution = m.resolve(options.vllm, variant=options.variant, allow_yanked=options.allow_yanked)

