@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
 from vllm_pin.matrix import cache
+from vllm_pin.matrix.builds import Builds, parse_builds
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.tomlfields import Fields, table_name
@@ -123,6 +124,7 @@ class PackageInfo:
     torch_requires: SpecifierSet | None
     table: Fields = field(compare=False, repr=False)  # for what is parsed on first use
     source: str
+    wheel: str = ""  # the wheel the metadata was read from (its tags: glibc, machine)
 
     @cached_property
     def requires_dist(self) -> tuple[Requirement, ...]:
@@ -219,6 +221,7 @@ def _parse_package(top: Fields, name: str, key: str, data: object) -> PackageInf
         else None,
         table=rd,
         source=f"{rd.where} ({meta} metadata of {rd.opt('wheel', str, '?')})",
+        wheel=rd.opt("wheel", str, ""),
     )
 
 
@@ -343,6 +346,12 @@ class ReleaseMatrix:
         self._parse_rows()
         for plat in self._platforms():
             _ = plat.requires_dist
+        _ = self.builds
+
+    @cached_property
+    def builds(self) -> Builds:
+        """torch CUDA builds with their GPU archs, vLLM's build channels (validated on use)."""
+        return parse_builds(self.curated)
 
     # -- packages -----------------------------------------------------------------------
     def package(self, name: str, version: str | Version) -> PackageInfo | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
 from vllm_pin.index.settings import redact
+from vllm_pin.matrix.builds import cuda_of_build
 from vllm_pin.matrix.core import ReleaseMatrix, load_release_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.envs_dir import run_all
@@ -27,6 +28,7 @@ from vllm_pin.pin.pins import (
     explain,
     python_candidates,
     render_requirements,
+    with_torch_build,
 )
 from vllm_pin.pin.pyproject_extra import prepare_pyproject
 from vllm_pin.pin.stale import differs, report_stale
@@ -37,6 +39,8 @@ __all__ = ["generate", "generate_one", "regenerate_command"]
 def generate(options: PinOptions) -> int:
     """The single-release path, or `--all`; the exit code."""
     check_options(options.exclude_newer, options.exclude_newer_package)  # fail before any work
+    if options.all and options.torch_build:
+        raise VllmPinError("--cuda/--torch-backend pin one release; drop --all")
     m = load_release_matrix(options.matrix_dir)
     if options.all:
         return run_all(m, options)
@@ -58,6 +62,8 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     variant = m.variant(options.variant)
     resolution = m.resolve(options.vllm, variant=options.variant, allow_yanked=options.allow_yanked)
     pinset = build_pins(m, resolution, variant, options.machine)
+    if options.torch_build:
+        pinset = with_torch_build(m, pinset, options.torch_build)
     written, queried = effective_sources(pinset, options.index)
     pinset = replace(pinset, sources=written)
     pythons = python_candidates(pinset, m, options.python_version)
@@ -128,6 +134,8 @@ def regenerate_command(options: PinOptions, output: Path) -> str:
         parts += ["--variant", options.variant]
     if options.machine != "x86_64":
         parts += ["--machine", options.machine]
+    if options.torch_build:
+        parts += ["--cuda", cuda_of_build(options.torch_build)]
     if options.allow_yanked:
         parts.append("--allow-yanked")
     if options.index.no_index:
