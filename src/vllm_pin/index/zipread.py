@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from vllm_pin.errors import PackageIndexError
@@ -313,3 +313,50 @@ def _runs(entries: list[ZipEntry]) -> list[list[ZipEntry]]:
             runs.append([e])
         end = max(end, e.header_offset + _span(e))
     return runs
+
+
+def iter_member_prefix(
+    entry: ZipEntry, fetch: RangeFetcher, label: str, *, limit: int, first: int = 64 * 1024
+) -> Iterator[bytes]:
+    """Ever longer starts of one member, inflated, for a reader that stops once it has enough.
+
+    The first range read takes the local header and `first` compressed bytes; each later one
+    twice as many as the one before. They are inflated by a streaming decompressor held to
+    `limit` bytes of output, so neither the whole member nor more than `limit` inflated bytes
+    are ever held. The last prefix yielded is the whole member (CRC checked) or its first
+    `limit` bytes.
+    """
+    span = _LOCAL_HEADER_LEN + len(entry.name.encode()) + _LOCAL_EXTRA_SLACK + first
+    data = fetch(entry.header_offset, entry.header_offset + span)
+    if len(data) < _LOCAL_HEADER_LEN or data[:4] != _LOCAL_SIG:
+        raise ZipReadError(f"{label}: corrupt zip: no local header for {entry.name}")
+    if entry.method not in (0, 8):
+        raise ZipReadError(
+            f"{label}: unsupported zip compression method {entry.method} for {entry.name}"
+        )
+    start = entry.header_offset + _LOCAL_HEADER_LEN + _u16(data, 26) + _u16(data, 28)
+    stop = start + entry.compressed_size
+    chunk = data[start - entry.header_offset : stop - entry.header_offset]
+    pos, step = start + len(chunk), first
+    inflater = zlib.decompressobj(-15)
+    out = bytearray()
+    while True:
+        room = limit - len(out)
+        try:
+            out += chunk[:room] if entry.method == 0 else inflater.decompress(chunk, room)
+        except zlib.error as exc:
+            raise ZipReadError(f"{label}: corrupt zip: cannot inflate {entry.name}: {exc}") from exc
+        whole = pos >= stop
+        if (
+            whole
+            and len(out) < limit
+            and (len(out) != entry.uncompressed_size or zlib.crc32(out) != entry.crc)
+        ):
+            raise ZipReadError(f"{label}: corrupt zip: CRC or size mismatch for {entry.name}")
+        if out or whole:
+            yield bytes(out)
+        if whole or len(out) >= limit:
+            return
+        step *= 2
+        chunk = _read(fetch, pos, min(stop, pos + step), entry.name, label)
+        pos += len(chunk)

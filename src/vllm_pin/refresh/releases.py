@@ -39,7 +39,7 @@ from vllm_pin.matrix.core_metadata import (
 )
 from vllm_pin.matrix.releases_file import SCHEMA, dumps, loads
 from vllm_pin.names import DISTRIBUTIONS
-from vllm_pin.refresh import timeline_scan
+from vllm_pin.refresh import glibc_scan, timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
@@ -111,6 +111,11 @@ def collect(
         return parse_metadata(data), source
 
     metas = dict(zip([(d, v, m) for d, v, m, _ in jobs], client.map(read, jobs)))
+    if progress is not None:
+        progress("library glibc versions", 0, len(jobs))
+    floors = glibc_scan.collect(client, [job[3] for job in jobs])
+    if progress is not None:
+        progress("library glibc versions", len(jobs), len(jobs))
     result = RefreshResult(document={})
     doc: dict[str, Any] = {"meta": {"schema": SCHEMA, "index-url": client.index_url}}
     problems: list[dict[str, str]] = []
@@ -122,7 +127,8 @@ def collect(
             if d != dist:
                 continue
             meta = {m: metas[(d, version, m)] for m in reps}
-            table[version] = release_entry(vfiles, reps, meta)
+            glibc = {m: floors[rep.file] for m, (rep, _) in reps.items()}
+            table[version] = release_entry(vfiles, reps, meta, glibc)
             result.wheels.setdefault(dist, {})[version] = {
                 m: rep.file for m, (rep, _) in reps.items()
             }
