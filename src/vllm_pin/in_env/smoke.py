@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,17 @@ _BACKEND_PATTERNS = (
     re.compile(r"Using ([\w ]+?) backend on V1 engine"),
     re.compile(r"Using (?:AttentionBackendEnum\.|_Backend\.)?(\w+) backend\."),
 )
+# log lines that say how long a phase of the engine start took: (timings key, pattern)
+_PHASE_PATTERNS = (
+    ("model_load", re.compile(r"Model loading took .*? and ([\d.]+) s")),
+    ("compile", re.compile(r"torch\.compile takes ([\d.]+) s in total")),
+    ("graph_capture", re.compile(r"Graph capturing finished in ([\d.]+) sec")),
+    ("engine_init", re.compile(r"init engine \(.*?\) took ([\d.]+) s")),
+)
+#: seconds between two "still waiting" lines of a running generate (the smoke test's default)
+PROGRESS_EVERY_S = 15.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LAST_LINE_CHARS = 200
 _SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 # fmt: off
 _WORDS = (
@@ -174,13 +185,16 @@ def run_generate(
     llm_kwargs: dict[str, Any] | None = None,
     prompts: Sequence[str] = DEFAULT_PROMPTS,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
     """Greedy ``LLM.generate`` of ``max_tokens`` tokens per prompt on ``device`` (cuda|cpu).
 
     Returns ``status`` (passed|failed), ``token_ids`` (one list per prompt), ``text``, the
     ``attention_backend`` and ``cudagraph_mode`` vLLM chose (None when not discoverable),
-    ``timings`` in seconds (import, engine_start, generate) and, on failure, ``error``.
+    ``timings`` in seconds (import, engine_start, generate, and the engine start's phases vLLM
+    logged: model_load, compile, graph_capture, engine_init) and, on failure, ``error``.
     Exceptions become a failed result so a sweep can go on to its next configuration.
+    With ``progress_every``, a line every that many seconds says what it is waiting for.
     """
     kwargs = {**DEFAULT_LLM_KWARGS.get(device, {}), **(llm_kwargs or {})}
     result: dict[str, Any] = {
@@ -196,16 +210,17 @@ def run_generate(
     }
     timings: dict[str, float] = result["timings"]
     log: list[str] = []
+    phase = Phase()
     try:
-        with _tee_output(log):
-            start = time.perf_counter()
+        with _tee_output(log, phase, progress_every):
+            start = phase.enter("import vllm")
             vllm = importlib.import_module("vllm")
             timings["import"] = round(time.perf_counter() - start, 3)
-            start = time.perf_counter()
+            start = phase.enter("LLM() engine start")
             llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
             timings["engine_start"] = round(time.perf_counter() - start, 3)
             params = vllm.SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
-            start = time.perf_counter()
+            start = phase.enter("first generate")
             outputs = llm.generate(list(prompts), params)
             timings["generate"] = round(time.perf_counter() - start, 3)
         result["token_ids"] = [list(o.outputs[0].token_ids) for o in outputs]
@@ -219,17 +234,65 @@ def run_generate(
     except Exception as exc:  # any failure of the engine is the finding
         result["error"] = _one_line(exc)
         result["traceback"] = traceback.format_exc(limit=-8)
-    result["attention_backend"] = _attention_backend("".join(log))
+    text = "".join(log)
+    result["attention_backend"] = _attention_backend(text)
+    timings.update(phase_timings(text))
     return result
 
 
+@dataclass
+class Phase:
+    """What a running generate is waiting for, and since when (``time.perf_counter``)."""
+
+    name: str = "starting"
+    since: float = field(default_factory=time.perf_counter)
+
+    def enter(self, name: str) -> float:
+        """Start phase ``name`` now; returns its start time."""
+        self.name, self.since = name, time.perf_counter()
+        return self.since
+
+
+def phase_timings(log: str) -> dict[str, float]:
+    """Seconds of the engine start's phases as vLLM logged them (the last of each kind)."""
+    found: dict[str, float] = {}
+    for key, pattern in _PHASE_PATTERNS:
+        for m in pattern.finditer(log):
+            found[key] = float(m.group(1))
+    return found
+
+
+def last_log_line(text: str) -> str:
+    """The last non-blank line of ``text``, colour codes removed, cut to 200 characters."""
+    for line in reversed(text.splitlines()):
+        line = " ".join(_ANSI.sub("", line).split())
+        if line:
+            return line if len(line) <= _LAST_LINE_CHARS else line[: _LAST_LINE_CHARS - 3] + "..."
+    return ""
+
+
+def _report_progress(
+    sink: list[str], phase: Phase, every: float, terminal: int, stop: threading.Event
+) -> None:
+    """Every ``every`` seconds until ``stop``: the phase, its seconds and the last log line."""
+    while not stop.wait(every):
+        last = last_log_line("".join(sink[-64:])) or "no output yet"
+        waited = time.perf_counter() - phase.since
+        line = f"smoke: still waiting: {phase.name}, {waited:.0f}s ({last})\n"
+        with contextlib.suppress(OSError):
+            os.write(terminal, line.encode("utf-8", "replace"))
+
+
 @contextlib.contextmanager
-def _tee_output(sink: list[str]) -> Iterator[None]:
+def _tee_output(
+    sink: list[str], phase: Phase | None = None, progress_every: float | None = None
+) -> Iterator[None]:
     """Copy everything written to fds 1 and 2 (ours and spawned workers') into ``sink``.
 
     vLLM logs its backend choice from worker processes, so only an fd-level pipe sees it.
     The output still reaches the terminal live; workers that outlive the block keep
-    forwarding through the daemon thread.
+    forwarding through the daemon thread. With ``phase`` and ``progress_every``, a line on the
+    terminal (not in ``sink``) says every ``progress_every`` seconds what is being waited for.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -243,12 +306,17 @@ def _tee_output(sink: list[str]) -> Iterator[None]:
             os.write(terminal, chunk)
 
     threading.Thread(target=pump, daemon=True).start()
+    stop = threading.Event()
+    if phase is not None and progress_every:
+        args = (sink, phase, progress_every, terminal, stop)
+        threading.Thread(target=_report_progress, args=args, daemon=True).start()
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
     os.close(write_fd)
     try:
         yield
     finally:
+        stop.set()
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved[0], 1)
@@ -360,8 +428,12 @@ def smoke(
     llm_kwargs: dict[str, Any] | None = None,
     require: Sequence[str] = (),
     work_dir: Path | None = None,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
-    """Run every step in order and return the report; later steps skip when torch is broken."""
+    """Run every step in order and return the report; later steps skip when torch is broken.
+
+    ``progress_every``: seconds between the generate's "still waiting" lines (None: none).
+    """
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "executable": sys.executable,
@@ -393,7 +465,11 @@ def smoke(
     )
     steps.append(
         _generate_step(
-            device, llm_kwargs, ok=all(s["status"] != FAILED for s in steps), work_dir=work_dir
+            device,
+            llm_kwargs,
+            ok=all(s["status"] != FAILED for s in steps),
+            work_dir=work_dir,
+            progress_every=progress_every,
         )
     )
     report["result"] = _result(steps)
@@ -401,7 +477,12 @@ def smoke(
 
 
 def _generate_step(
-    device: str, llm_kwargs: dict[str, Any] | None, *, ok: bool, work_dir: Path | None
+    device: str,
+    llm_kwargs: dict[str, Any] | None,
+    *,
+    ok: bool,
+    work_dir: Path | None,
+    progress_every: float | None,
 ) -> dict[str, Any]:
     name = "generate"
     if not ok:
@@ -422,7 +503,9 @@ def _generate_step(
                 "traceback": traceback.format_exc(limit=-6),
             }
         else:
-            gen = run_generate(model_dir, device=target, llm_kwargs=llm_kwargs)
+            gen = run_generate(
+                model_dir, device=target, llm_kwargs=llm_kwargs, progress_every=progress_every
+            )
             step = {"name": name, "device_reason": why, **gen}
     step["seconds"] = round(time.perf_counter() - start, 3)
     return step
@@ -485,6 +568,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail when the generate step is skipped (no GPU)",
     )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help="while the generate runs, say every SECONDS what it waits for: the phase and "
+        f"vLLM's last log line (default {PROGRESS_EVERY_S:g}; 0: never)",
+    )
 
 
 @dataclass(frozen=True)
@@ -503,6 +594,8 @@ class SmokeOptions:
     quiet: bool = False
     #: fail when the generate step is skipped (no GPU)
     require_generate: bool = False
+    #: seconds between the generate's "still waiting" lines (0: none)
+    progress_every: float = PROGRESS_EVERY_S
 
 
 def options_from(args: argparse.Namespace) -> SmokeOptions:
@@ -515,6 +608,7 @@ def options_from(args: argparse.Namespace) -> SmokeOptions:
         require=tuple(args.require),
         quiet=args.quiet,
         require_generate=args.require_generate,
+        progress_every=args.progress_every,
     )
 
 
@@ -534,6 +628,7 @@ def run_options(options: SmokeOptions) -> int:
         llm_kwargs=options.llm_kwargs,
         require=options.require,
         work_dir=options.report.parent if options.report else None,
+        progress_every=options.progress_every or None,
     )
     generate = report["steps"][-1]
     if options.require_generate and generate["status"] == SKIPPED:
