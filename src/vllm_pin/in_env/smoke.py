@@ -77,7 +77,7 @@ _BACKEND_PATTERNS = (
 # log lines that say how long a phase of the engine start took: (timings key, pattern)
 _PHASE_PATTERNS = (
     ("model_load", re.compile(r"Model loading took .*? and ([\d.]+) s")),
-    ("compile", re.compile(r"torch\.compile takes ([\d.]+) s in total")),
+    ("compile", re.compile(r"torch\.compile (?:takes|took) ([\d.]+) s in total")),
     ("graph_capture", re.compile(r"Graph capturing finished in ([\d.]+) sec")),
     ("engine_init", re.compile(r"init engine \(.*?\) took ([\d.]+) s")),
 )
