@@ -18,7 +18,6 @@ from vllm_pin.gpu.process import Running, start
 from vllm_pin.gpu.work_dir import WorkDir, read_json
 from vllm_pin.matrix.observed import Outcome
 
-
 #: seconds between two "still waiting" lines while configurations run
 PROGRESS_EVERY_S = 15.0
 
