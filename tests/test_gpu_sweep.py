@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.gpu.consistency import check_consistency
-from vllm_pin.gpu.log import error_signature, exception_lines, selected_mode
+from vllm_pin.gpu.log import selected_mode
 from vllm_pin.gpu.machine import gpu_info, gpu_slug, installed_vllm
 from vllm_pin.gpu.observation import build_observation, summary
 from vllm_pin.gpu.outcome import (
@@ -33,6 +33,7 @@ from vllm_pin.gpu.plan import Config, Knobs, knobs_from_entry, plan, release_kno
 from vllm_pin.gpu.process import BASE_ENV, Running, child_env
 from vllm_pin.gpu.scheduler import waiting_line
 from vllm_pin.gpu.work_dir import WorkDir
+from vllm_pin.in_env.smoke import error_signature, exception_lines
 from vllm_pin.matrix.observed import MODE_ORDER, Outcome, dump, load
 from vllm_pin.matrix.timeline import TimelineEntry, dumps
 

@@ -332,8 +332,9 @@ class LLM:
 """
 
 
-def test_a_slow_engine_start_says_what_it_waits_for(tmp_path: Path) -> None:
-    site = write_packages(tmp_path / "site", {"vllm/__init__.py": FAKE_SLOW_VLLM})
+def run_generate_child(tmp_path: Path, vllm_init: str) -> tuple[dict[str, Any], str]:
+    """run_generate in a child interpreter over a stand-in vllm; (its result, its stderr)."""
+    site = write_packages(tmp_path / "site", {"vllm/__init__.py": vllm_init})
     code = (
         "import json, sys; from pathlib import Path; from smoke import run_generate; "
         "r = run_generate(Path('m'), device='cuda', max_tokens=2, progress_every=0.4); "
@@ -343,12 +344,34 @@ def test_a_slow_engine_start_says_what_it_waits_for(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
-    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    assert result["status"] == "passed", proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert "still waiting" not in proc.stdout  # progress goes to the terminal, not the log
+    return result, proc.stderr
+
+
+def test_a_slow_engine_start_says_what_it_waits_for(tmp_path: Path) -> None:
+    result, stderr = run_generate_child(tmp_path, FAKE_SLOW_VLLM)
+    assert result["status"] == "passed", stderr
     assert result["timings"]["compile"] == 0.5 and result["timings"]["engine_start"] >= 1.6
-    waiting = [x for x in proc.stderr.splitlines() if x.startswith("smoke: still waiting:")]
+    waiting = [x for x in stderr.splitlines() if x.startswith("smoke: still waiting:")]
     assert len(waiting) >= 2
     assert waiting[-1].startswith("smoke: still waiting: LLM() engine start, ")
     assert waiting[-1].endswith("((EngineCore pid=7) INFO Capturing CUDA graphs (FULL))")
-    # the progress lines go to the terminal, not into the log the backend is read from
-    assert "still waiting" not in proc.stdout
+
+
+# vllm 0.26.0 without flashinfer-python: the engine process prints the cause, the caller wraps it
+FAKE_ENGINE_FAILURE_VLLM = (
+    "import sys\n__version__ = '0.26.0'\nclass SamplingParams:\n    pass\n"
+    "class LLM:\n    def __init__(self, **kw):\n        sys.stderr.write(LOG)\n"
+    "        raise RuntimeError('Engine core initialization failed. See root cause above.')\n"
+    "LOG = " + repr((REPO / "tests/fixtures/logs/flashinfer-sampler-missing-0.26.log").read_text())
+)
+
+
+def test_a_failed_engine_start_reports_the_engine_root_cause_not_the_wrapper(
+    tmp_path: Path,
+) -> None:
+    result, _ = run_generate_child(tmp_path, FAKE_ENGINE_FAILURE_VLLM)
+    assert result["status"] == "failed"
+    assert result["error"] == "ModuleNotFoundError: No module named 'flashinfer'"
+    assert "Engine core initialization failed" in result["traceback"]

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from vllm_pin.gpu.log import enum_name, error_signature, selected_mode
+from vllm_pin.gpu.log import enum_name, selected_mode
 from vllm_pin.gpu.plan import Config
-from vllm_pin.in_env.smoke import _attention_backend
+from vllm_pin.in_env.smoke import _attention_backend, error_signature
 from vllm_pin.matrix.observed import Outcome
 
 #: a probe error that mentions CUDA graphs says nothing about the other modes: run them anyway

@@ -83,8 +83,20 @@ _PHASE_PATTERNS = (
 )
 #: seconds between two "still waiting" lines of a running generate (the smoke test's default)
 PROGRESS_EVERY_S = 15.0
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LAST_LINE_CHARS = 200
+#: exception lines that only wrap the root cause, which the engine process printed earlier
+_WRAPPERS = re.compile(
+    r"Engine core initialization failed|EngineCore encountered|EngineDeadError|"
+    r"EngineGenerateError|Worker proc \S+ died|WorkerProc initialization failed"
+)
+#: what vLLM prefixes to lines from its engine process, and to its own log records
+VLLM_PREFIX = re.compile(
+    r"^(?:\x1b\[[0-9;]*m)*(?:\((?:EngineCore|Worker|VllmWorker|APIServer)[\w ]*pid=\d+\) ?)?"
+    r"(?:(?:\x1b\[[0-9;]*m)*(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)(?:\x1b\[[0-9;]*m)*\s+"
+    r"\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\s+\[[^\]]*\]\s?)?"
+)
+MAX_ERROR = 400
 _SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 # fmt: off
 _WORDS = (
@@ -93,6 +105,38 @@ _WORDS = (
     "by", "from", "be", "are", "was", "were", "not", "no", "yes", "one", "two", "three", "four",
 )
 # fmt: on
+
+
+def exception_lines(log: str) -> list[str]:
+    """The final line of every traceback in ``log``, in order, engine-process prefixes removed.
+
+    A traceback's frames are indented; its exception line is the first unindented line after
+    "Traceback (most recent call last):". Only that line counts, so warnings that merely
+    contain "Error" are never taken for a failure.
+    """
+    found = []
+    in_tb = False
+    for raw in log.splitlines():
+        line = VLLM_PREFIX.sub("", ANSI.sub("", raw.rstrip()))
+        if line.startswith("Traceback (most recent call last)"):
+            in_tb = True
+        elif in_tb and line and not line[0].isspace():
+            found.append(line.strip())
+            in_tb = False
+    return found
+
+
+def error_signature(log: str, fallback: str = "") -> str:
+    """The root error of a failed run: the last exception that is not just a wrapper.
+
+    vLLM's engine process prints the real cause (``ValueError: Selected backend ...``); the
+    calling process then raises ``RuntimeError: Engine core initialization failed``.
+    """
+    lines = exception_lines(log)
+    roots = [x for x in lines if not _WRAPPERS.search(x)]
+    sig = (roots or lines or [fallback])[-1]
+    sig = " ".join(sig.split())
+    return sig if len(sig) <= MAX_ERROR else sig[: MAX_ERROR - 3] + "..."
 
 
 def make_tiny_llama(dest: Path, *, head_dim: int = 64) -> Path:
@@ -232,8 +276,9 @@ def run_generate(
         else:
             result["status"] = PASSED
     except Exception as exc:  # any failure of the engine is the finding
-        result["error"] = _one_line(exc)
         result["traceback"] = traceback.format_exc(limit=-8)
+        # the engine process printed the root cause; the caller only raises a wrapper
+        result["error"] = error_signature("".join(log) + result["traceback"], _one_line(exc))
     text = "".join(log)
     result["attention_backend"] = _attention_backend(text)
     timings.update(phase_timings(text))
@@ -265,7 +310,7 @@ def phase_timings(log: str) -> dict[str, float]:
 def last_log_line(text: str) -> str:
     """The last non-blank line of ``text``, colour codes removed, cut to 200 characters."""
     for line in reversed(text.splitlines()):
-        line = " ".join(_ANSI.sub("", line).split())
+        line = " ".join(ANSI.sub("", line).split())
         if line:
             return line if len(line) <= _LAST_LINE_CHARS else line[: _LAST_LINE_CHARS - 3] + "..."
     return ""
