@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.gpu.consistency import check_consistency
-from vllm_pin.gpu.log import error_signature, exception_lines, selected_mode
+from vllm_pin.gpu.log import selected_mode
 from vllm_pin.gpu.machine import gpu_info, gpu_slug, installed_vllm
 from vllm_pin.gpu.observation import build_observation, summary
 from vllm_pin.gpu.outcome import (
@@ -30,8 +30,10 @@ from vllm_pin.gpu.outcome import (
     unlocks_dependents,
 )
 from vllm_pin.gpu.plan import Config, Knobs, knobs_from_entry, plan, release_knobs
-from vllm_pin.gpu.process import BASE_ENV, child_env
+from vllm_pin.gpu.process import BASE_ENV, Running, child_env
+from vllm_pin.gpu.scheduler import waiting_line
 from vllm_pin.gpu.work_dir import WorkDir
+from vllm_pin.in_env.smoke import error_signature, exception_lines
 from vllm_pin.matrix.observed import MODE_ORDER, Outcome, dump, load
 from vllm_pin.matrix.timeline import TimelineEntry, dumps
 
@@ -501,3 +503,52 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert "--jobs must be >= 1" in out.stderr
     out = sweep(tmp_path, "--only", "NOPE")
     assert out.returncode == 2 and "no such configuration" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "log_text", "returncode", "selected"),
+    [
+        # vLLM honours an explicit backend or raises, and does not always say so in its log
+        ("ok", "", 0, "FLEX_ATTENTION"),
+        ("ok", "INFO Using AttentionBackendEnum.TRITON_ATTN backend.", 0, "TRITON_ATTN"),
+        # a timeout keeps its error but the backend announced before it is read from the log
+        (
+            "timeout",
+            "INFO Using AttentionBackendEnum.FLEX_ATTENTION backend.",
+            None,
+            "FLEX_ATTENTION",
+        ),
+        ("timeout", "", None, ""),
+        # a backend vLLM refused was never selected
+        ("error", "Traceback (most recent call last):\nValueError: not valid", 1, ""),
+    ],
+)
+def test_selected_backend_is_filled_wherever_the_run_shows_it(
+    status: str, log_text: str, returncode: int | None, selected: str
+) -> None:
+    result = {"status": "passed", "token_ids": [[1]], "timings": {}} if status == "ok" else None
+    o = outcome_from_run(
+        Config("FLEX_ATTENTION"), log_text, result, returncode=returncode, wall_s=5, timeout_s=400
+    )
+    assert (o.status, o.selected_backend) == (status, selected)
+    if status == "timeout":
+        assert o.error == "timeout after 400 s"
+
+
+def test_waiting_line_names_the_longest_running_configuration_and_its_last_log_line(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.Popen([sys.executable, "-c", ""])
+    done.wait()
+    logs = {name: tmp_path / f"{name}.log" for name in ("A", "B")}
+    logs["A"].write_text("# A: spec\nINFO x\n(EngineCore pid=3) INFO Capturing CUDA graphs\n\n")
+    logs["B"].write_text("")
+    running = [
+        Running(Config("B"), done, started=90.0, timeout=400, log=logs["B"]),
+        Running(Config("A"), done, started=10.0, timeout=400, log=logs["A"]),
+    ]
+    assert waiting_line(running, 3, now=130.0) == (
+        "gpu-sweep: still waiting: 2 running, 3 queued; longest A 120s of 400s "
+        "((EngineCore pid=3) INFO Capturing CUDA graphs)"
+    )
+    assert waiting_line(running[:1], 0, now=100.0).endswith("longest B 10s of 400s (no output yet)")

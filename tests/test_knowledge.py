@@ -131,6 +131,7 @@ SIGNATURE_LOGS = {
     "cuda-reinit-forked-subprocess": "cuda-reinit-forked-subprocess.log",
     "nvidia-driver-too-old": "nvidia-driver-too-old.log",
     "flash-attn-full-cudagraph-0.20": "flash-attn-full-cudagraph-illegal-memory.log",
+    "flashinfer-sampler-import": "flashinfer-sampler-missing-0.26.log",
 }
 
 

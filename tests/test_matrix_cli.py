@@ -57,3 +57,28 @@ def test_show_text_and_unknown_release(capsys: pytest.CaptureFixture[str]) -> No
     assert "torch +cpu" in out and "2.13.0+cpu" in out
     assert main(["show", "0.10.1.2"]) == 2
     assert "nearest known: 0.10.0, 0.10.1.1, 0.10.2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("version", "present", "absent"),
+    [
+        # FLEX_ATTENTION in batch-invariant mode and the flashinfer sampler came with 0.21.0
+        ("0.26.0", {"batch-invariant-backends-0.21", "flashinfer-sampler-required"}, set()),
+        ("0.20.0", {"batch-invariant-backends-0.16"}, {"flashinfer-sampler-required"}),
+        # the FA3 + FULL issue was seen on 0.20.0 and 0.26.0 only within its range
+        ("0.26.0", {"flash-attn-full-cudagraph-0.20"}, set()),
+        ("0.19.1", set(), {"flash-attn-full-cudagraph-0.20", "batch-invariant-backends-0.21"}),
+    ],
+)
+def test_show_lists_the_curated_facts_of_the_release_with_their_source(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
+    present: set[str],
+    absent: set[str],
+) -> None:
+    monkeypatch.delenv("VLLM_PIN_MATRIX_DIR")  # the committed matrix, not the fixture one
+    assert main(["show", version, "--json"]) == 0
+    facts = {f["id"]: f for f in json.loads(capsys.readouterr().out)["facts"]}
+    assert present <= facts.keys() and not absent & facts.keys()
+    assert all(f["source"].startswith("https://") for f in facts.values())

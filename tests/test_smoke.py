@@ -260,3 +260,118 @@ print(json.dumps({{
     )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"same": True, "ids": [3, 4], "vocab": 81, "config_vocab": 81, "heads": 2}
+
+
+@pytest.mark.parametrize(
+    ("line", "timings"),
+    [
+        # vllm 0.20.0 and 0.26.0 on an H200 (engine-process prefixes as vLLM prints them)
+        ("INFO 11-22 [monitor.py:34] torch.compile takes 12.05 s in total", {"compile": 12.05}),
+        (
+            "(EngineCore pid=897) INFO 12-01 15:51:31 [monitor.py:53] torch.compile took 11.56 s"
+            " in total",
+            {"compile": 11.56},
+        ),
+        (
+            "(EngineCore pid=897) INFO 12-01 15:51:19 [model_runner.py:305] Model loading took"
+            " 0.0 GiB and 2.739923 seconds",
+            {"model_load": 2.739923},
+        ),
+        (
+            "(EngineCore pid=897) INFO [model_runner.py:747] Graph capturing finished in 1 secs,"
+            " took 0.07 GiB",
+            {"graph_capture": 1.0},
+        ),
+        (
+            "(EngineCore pid=897) INFO [core.py:340] init engine (profile, create kv cache, warmup"
+            " model) took 125.64 s (compilation: 11.56 s)",
+            {"engine_init": 125.64},
+        ),
+        ("INFO Using FlashInfer for top-p & top-k sampling.", {}),
+    ],
+)
+def test_engine_start_phases_are_read_from_vllm_log_lines(
+    line: str, timings: dict[str, float]
+) -> None:
+    assert smoke.phase_timings(f"noise\n{line}\nmore noise\n") == timings
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        (
+            "first\n\x1b[1;36m(EngineCore pid=1)\x1b[0m  INFO   waiting\n\n  \n",
+            "(EngineCore pid=1) INFO waiting",
+        ),
+        ("", ""),
+        ("x" * 300, "x" * 197 + "..."),
+    ],
+)
+def test_last_log_line_is_the_last_non_blank_one_without_colours(text: str, last: str) -> None:
+    assert smoke.last_log_line(text) == last
+
+
+FAKE_SLOW_VLLM = """
+import sys, time
+__version__ = "0.26.0"
+class SamplingParams:
+    def __init__(self, **kw):
+        pass
+class _Out:
+    token_ids = [1, 2]
+    text = "a b"
+class _Req:
+    outputs = [_Out()]
+class LLM:
+    def __init__(self, **kw):
+        print("INFO [monitor.py:53] torch.compile took 0.50 s in total", flush=True)
+        print("(EngineCore pid=7) INFO Capturing CUDA graphs (FULL)", flush=True)
+        time.sleep(1.6)
+    def generate(self, prompts, params):
+        return [_Req() for _ in prompts]
+"""
+
+
+def run_generate_child(tmp_path: Path, vllm_init: str) -> tuple[dict[str, Any], str]:
+    """run_generate in a child interpreter over a stand-in vllm; (its result, its stderr)."""
+    site = write_packages(tmp_path / "site", {"vllm/__init__.py": vllm_init})
+    code = (
+        "import json, sys; from pathlib import Path; from smoke import run_generate; "
+        "r = run_generate(Path('m'), device='cuda', max_tokens=2, progress_every=0.4); "
+        "sys.stdout.write('RESULT ' + json.dumps(r) + '\\n')"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(SMOKE.parent)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert "still waiting" not in proc.stdout  # progress goes to the terminal, not the log
+    return result, proc.stderr
+
+
+def test_a_slow_engine_start_says_what_it_waits_for(tmp_path: Path) -> None:
+    result, stderr = run_generate_child(tmp_path, FAKE_SLOW_VLLM)
+    assert result["status"] == "passed", stderr
+    assert result["timings"]["compile"] == 0.5 and result["timings"]["engine_start"] >= 1.6
+    waiting = [x for x in stderr.splitlines() if x.startswith("smoke: still waiting:")]
+    assert len(waiting) >= 2
+    assert waiting[-1].startswith("smoke: still waiting: LLM() engine start, ")
+    assert waiting[-1].endswith("((EngineCore pid=7) INFO Capturing CUDA graphs (FULL))")
+
+
+# vllm 0.26.0 without flashinfer-python: the engine process prints the cause, the caller wraps it
+FAKE_ENGINE_FAILURE_VLLM = (
+    "import sys\n__version__ = '0.26.0'\nclass SamplingParams:\n    pass\n"
+    "class LLM:\n    def __init__(self, **kw):\n        sys.stderr.write(LOG)\n"
+    "        raise RuntimeError('Engine core initialization failed. See root cause above.')\n"
+    "LOG = " + repr((REPO / "tests/fixtures/logs/flashinfer-sampler-missing-0.26.log").read_text())
+)
+
+
+def test_a_failed_engine_start_reports_the_engine_root_cause_not_the_wrapper(
+    tmp_path: Path,
+) -> None:
+    result, _ = run_generate_child(tmp_path, FAKE_ENGINE_FAILURE_VLLM)
+    assert result["status"] == "failed"
+    assert result["error"] == "ModuleNotFoundError: No module named 'flashinfer'"
+    assert "Engine core initialization failed" in result["traceback"]

@@ -34,8 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=300.0,
-        help="seconds one configuration may take (default 300)",
+        default=400.0,
+        help="seconds one configuration may take (default 400: a first engine start compiles "
+        "and JIT-builds kernels for minutes on a busy GPU)",
     )
     parser.add_argument(
         "--budget",

@@ -102,3 +102,6 @@ def _print_text(info: dict[str, Any], rule: str) -> None:
             print(f"    failed: {label}: {error}")
         if obs["token_ids_diverge"]:
             print(f"    greedy token ids diverge: {', '.join(obs['token_ids_diverge'])}")
+    for fact in info["facts"]:
+        print(f"  {fact['kind']} [{fact['id']}] (vllm {fact['vllm']}): {fact['text']}")
+        print(f"    <- {fact['source']}")

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from vllm_pin.gpu.log import enum_name, error_signature, selected_mode
+from vllm_pin.gpu.log import enum_name, selected_mode
 from vllm_pin.gpu.plan import Config
-from vllm_pin.in_env.smoke import _attention_backend
+from vllm_pin.in_env.smoke import _attention_backend, error_signature
 from vllm_pin.matrix.observed import Outcome
 
 #: a probe error that mentions CUDA graphs says nothing about the other modes: run them anyway
@@ -68,16 +68,20 @@ def read_log(outcome: Outcome, log: str, result: Mapping[str, Any] | None) -> Ou
     """Fill in what the log says: root error signature, backend and cudagraph mode in force.
 
     Kept apart from the run so `--from-work-dir` can re-read recorded logs with this version's
-    parsers. ``outcome.error`` is the fallback when the log holds no traceback.
+    parsers. ``outcome.error`` is the fallback when the log holds no traceback. The selected
+    backend is the one vLLM announced; a run that went ok without announcing one used the
+    backend it asked for (vLLM raises when it cannot), and a timeout keeps its error.
     """
-    if outcome.status not in ("ok", "error"):
+    if outcome.status == "skipped":
         return outcome
     result = result or {}
     # smoke caught the calling process's exception: its traceback is in the result
     text = log + "\n" + str(result.get("traceback", ""))
-    error = error_signature(text, outcome.error) if outcome.status == "error" else ""
+    error = error_signature(text, outcome.error) if outcome.status == "error" else outcome.error
     mode, note = selected_mode(log, result.get("cudagraph_mode"))
     backend = result.get("attention_backend") or smoke_backend(log)
+    if not backend and outcome.status == "ok":
+        backend = outcome.backend
     return replace(
         outcome,
         error=error,

@@ -20,8 +20,11 @@ from typing import Any
 
 from vllm_pin.gpu.plan import Config, Knobs
 from vllm_pin.gpu.work_dir import WorkDir
+from vllm_pin.in_env.smoke import last_log_line
 from vllm_pin.matrix.paths import PACKAGE_DIR
 
+#: how much of the end of a log is read for its last line
+_TAIL_BYTES = 8192
 PROMPTS = ("hello world", "the quick brown fox jumps over the lazy dog")
 MAX_TOKENS = 8
 #: environment every configuration runs with (on top of the caller's, minus its VLLM_*)
@@ -62,7 +65,15 @@ class Running:
     proc: subprocess.Popen[bytes]
     started: float
     timeout: float
+    #: the configuration's log, which its process writes as it runs
+    log: Path
     timed_out: bool = False
+
+    def last_log_line(self) -> str:
+        """The last line its process has logged so far (what it is waiting for)."""
+        with self.log.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - _TAIL_BYTES))
+            return last_log_line(fh.read().decode("utf-8", "replace"))
 
     def finished(self) -> bool:
         """Whether it has ended; past its timeout, its process group is killed first."""
@@ -112,4 +123,4 @@ def start(
             env=env,
             start_new_session=True,
         )
-    return Running(config, proc, time.monotonic(), timeout)
+    return Running(config, proc, time.monotonic(), timeout, work.log(config.label))

@@ -18,6 +18,19 @@ from vllm_pin.gpu.process import Running, start
 from vllm_pin.gpu.work_dir import WorkDir, read_json
 from vllm_pin.matrix.observed import Outcome
 
+#: seconds between two "still waiting" lines while configurations run
+PROGRESS_EVERY_S = 15.0
+
+
+def waiting_line(running: list[Running], queued: int, now: float) -> str:
+    """What the sweep waits for: how many run, and the longest-running one's last log line."""
+    oldest = min(running, key=lambda r: r.started)
+    return (
+        f"gpu-sweep: still waiting: {len(running)} running, {queued} queued; longest "
+        f"{oldest.config.label} {now - oldest.started:.0f}s of {oldest.timeout:.0f}s "
+        f"({oldest.last_log_line() or 'no output yet'})"
+    )
+
 
 def _line(o: Outcome) -> str:
     what = f"{o.selected_backend or o.backend or '?'}/{o.selected_mode or '?'}"
@@ -53,7 +66,11 @@ class Sweep:
                 pending += self._release(probe, deps)
         running: list[Running] = []
         total = len(the_plan.all())
+        said = time.monotonic()
         while pending or running:
+            if running and time.monotonic() - said >= PROGRESS_EVERY_S:
+                said = time.monotonic()
+                print(waiting_line(running, len(pending), said), flush=True)
             for r in [r for r in running if r.finished()]:
                 running.remove(r)
                 outcome = self._record(r)

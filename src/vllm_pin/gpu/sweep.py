@@ -50,7 +50,7 @@ class SweepOptions:
     #: configurations run at once on the GPU
     jobs: int = 4
     #: seconds one configuration may take
-    timeout: float = 300.0
+    timeout: float = 400.0
     #: seconds for the whole sweep (None: no limit); later configurations are skipped
     budget: float | None = None
     #: GPU memory share of each configuration

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,29 @@ _BACKEND_PATTERNS = (
     re.compile(r"Using ([\w ]+?) backend on V1 engine"),
     re.compile(r"Using (?:AttentionBackendEnum\.|_Backend\.)?(\w+) backend\."),
 )
+# log lines that say how long a phase of the engine start took: (timings key, pattern)
+_PHASE_PATTERNS = (
+    ("model_load", re.compile(r"Model loading took .*? and ([\d.]+) s")),
+    ("compile", re.compile(r"torch\.compile (?:takes|took) ([\d.]+) s in total")),
+    ("graph_capture", re.compile(r"Graph capturing finished in ([\d.]+) sec")),
+    ("engine_init", re.compile(r"init engine \(.*?\) took ([\d.]+) s")),
+)
+#: seconds between two "still waiting" lines of a running generate (the smoke test's default)
+PROGRESS_EVERY_S = 15.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LAST_LINE_CHARS = 200
+#: exception lines that only wrap the root cause, which the engine process printed earlier
+_WRAPPERS = re.compile(
+    r"Engine core initialization failed|EngineCore encountered|EngineDeadError|"
+    r"EngineGenerateError|Worker proc \S+ died|WorkerProc initialization failed"
+)
+#: what vLLM prefixes to lines from its engine process, and to its own log records
+VLLM_PREFIX = re.compile(
+    r"^(?:\x1b\[[0-9;]*m)*(?:\((?:EngineCore|Worker|VllmWorker|APIServer)[\w ]*pid=\d+\) ?)?"
+    r"(?:(?:\x1b\[[0-9;]*m)*(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)(?:\x1b\[[0-9;]*m)*\s+"
+    r"\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\s+\[[^\]]*\]\s?)?"
+)
+MAX_ERROR = 400
 _SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
 # fmt: off
 _WORDS = (
@@ -82,6 +105,38 @@ _WORDS = (
     "by", "from", "be", "are", "was", "were", "not", "no", "yes", "one", "two", "three", "four",
 )
 # fmt: on
+
+
+def exception_lines(log: str) -> list[str]:
+    """The final line of every traceback in ``log``, in order, engine-process prefixes removed.
+
+    A traceback's frames are indented; its exception line is the first unindented line after
+    "Traceback (most recent call last):". Only that line counts, so warnings that merely
+    contain "Error" are never taken for a failure.
+    """
+    found = []
+    in_tb = False
+    for raw in log.splitlines():
+        line = VLLM_PREFIX.sub("", ANSI.sub("", raw.rstrip()))
+        if line.startswith("Traceback (most recent call last)"):
+            in_tb = True
+        elif in_tb and line and not line[0].isspace():
+            found.append(line.strip())
+            in_tb = False
+    return found
+
+
+def error_signature(log: str, fallback: str = "") -> str:
+    """The root error of a failed run: the last exception that is not just a wrapper.
+
+    vLLM's engine process prints the real cause (``ValueError: Selected backend ...``); the
+    calling process then raises ``RuntimeError: Engine core initialization failed``.
+    """
+    lines = exception_lines(log)
+    roots = [x for x in lines if not _WRAPPERS.search(x)]
+    sig = (roots or lines or [fallback])[-1]
+    sig = " ".join(sig.split())
+    return sig if len(sig) <= MAX_ERROR else sig[: MAX_ERROR - 3] + "..."
 
 
 def make_tiny_llama(dest: Path, *, head_dim: int = 64) -> Path:
@@ -174,13 +229,16 @@ def run_generate(
     llm_kwargs: dict[str, Any] | None = None,
     prompts: Sequence[str] = DEFAULT_PROMPTS,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
     """Greedy ``LLM.generate`` of ``max_tokens`` tokens per prompt on ``device`` (cuda|cpu).
 
     Returns ``status`` (passed|failed), ``token_ids`` (one list per prompt), ``text``, the
     ``attention_backend`` and ``cudagraph_mode`` vLLM chose (None when not discoverable),
-    ``timings`` in seconds (import, engine_start, generate) and, on failure, ``error``.
+    ``timings`` in seconds (import, engine_start, generate, and the engine start's phases vLLM
+    logged: model_load, compile, graph_capture, engine_init) and, on failure, ``error``.
     Exceptions become a failed result so a sweep can go on to its next configuration.
+    With ``progress_every``, a line every that many seconds says what it is waiting for.
     """
     kwargs = {**DEFAULT_LLM_KWARGS.get(device, {}), **(llm_kwargs or {})}
     result: dict[str, Any] = {
@@ -196,16 +254,17 @@ def run_generate(
     }
     timings: dict[str, float] = result["timings"]
     log: list[str] = []
+    phase = Phase()
     try:
-        with _tee_output(log):
-            start = time.perf_counter()
+        with _tee_output(log, phase, progress_every):
+            start = phase.enter("import vllm")
             vllm = importlib.import_module("vllm")
             timings["import"] = round(time.perf_counter() - start, 3)
-            start = time.perf_counter()
+            start = phase.enter("LLM() engine start")
             llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
             timings["engine_start"] = round(time.perf_counter() - start, 3)
             params = vllm.SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
-            start = time.perf_counter()
+            start = phase.enter("first generate")
             outputs = llm.generate(list(prompts), params)
             timings["generate"] = round(time.perf_counter() - start, 3)
         result["token_ids"] = [list(o.outputs[0].token_ids) for o in outputs]
@@ -217,19 +276,68 @@ def run_generate(
         else:
             result["status"] = PASSED
     except Exception as exc:  # any failure of the engine is the finding
-        result["error"] = _one_line(exc)
         result["traceback"] = traceback.format_exc(limit=-8)
-    result["attention_backend"] = _attention_backend("".join(log))
+        # the engine process printed the root cause; the caller only raises a wrapper
+        result["error"] = error_signature("".join(log) + result["traceback"], _one_line(exc))
+    text = "".join(log)
+    result["attention_backend"] = _attention_backend(text)
+    timings.update(phase_timings(text))
     return result
 
 
+@dataclass
+class Phase:
+    """What a running generate is waiting for, and since when (``time.perf_counter``)."""
+
+    name: str = "starting"
+    since: float = field(default_factory=time.perf_counter)
+
+    def enter(self, name: str) -> float:
+        """Start phase ``name`` now; returns its start time."""
+        self.name, self.since = name, time.perf_counter()
+        return self.since
+
+
+def phase_timings(log: str) -> dict[str, float]:
+    """Seconds of the engine start's phases as vLLM logged them (the last of each kind)."""
+    found: dict[str, float] = {}
+    for key, pattern in _PHASE_PATTERNS:
+        for m in pattern.finditer(log):
+            found[key] = float(m.group(1))
+    return found
+
+
+def last_log_line(text: str) -> str:
+    """The last non-blank line of ``text``, colour codes removed, cut to 200 characters."""
+    for line in reversed(text.splitlines()):
+        line = " ".join(ANSI.sub("", line).split())
+        if line:
+            return line if len(line) <= _LAST_LINE_CHARS else line[: _LAST_LINE_CHARS - 3] + "..."
+    return ""
+
+
+def _report_progress(
+    sink: list[str], phase: Phase, every: float, terminal: int, stop: threading.Event
+) -> None:
+    """Every ``every`` seconds until ``stop``: the phase, its seconds and the last log line."""
+    while not stop.wait(every):
+        last = last_log_line("".join(sink[-64:])) or "no output yet"
+        waited = time.perf_counter() - phase.since
+        line = f"smoke: still waiting: {phase.name}, {waited:.0f}s ({last})\n"
+        with contextlib.suppress(OSError):
+            os.write(terminal, line.encode("utf-8", "replace"))
+
+
 @contextlib.contextmanager
-def _tee_output(sink: list[str]) -> Iterator[None]:
+def _tee_output(
+    sink: list[str], phase: Phase | None = None, progress_every: float | None = None
+) -> Iterator[None]:
     """Copy everything written to fds 1 and 2 (ours and spawned workers') into ``sink``.
 
     vLLM logs its backend choice from worker processes, so only an fd-level pipe sees it.
     The output still reaches the terminal live; workers that outlive the block keep
-    forwarding through the daemon thread.
+    forwarding through the daemon thread. With ``phase`` and ``progress_every``, a line on the
+    terminal (not in ``sink``) says every ``progress_every`` seconds what is being waited for.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -243,12 +351,17 @@ def _tee_output(sink: list[str]) -> Iterator[None]:
             os.write(terminal, chunk)
 
     threading.Thread(target=pump, daemon=True).start()
+    stop = threading.Event()
+    if phase is not None and progress_every:
+        args = (sink, phase, progress_every, terminal, stop)
+        threading.Thread(target=_report_progress, args=args, daemon=True).start()
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
     os.close(write_fd)
     try:
         yield
     finally:
+        stop.set()
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved[0], 1)
@@ -360,8 +473,12 @@ def smoke(
     llm_kwargs: dict[str, Any] | None = None,
     require: Sequence[str] = (),
     work_dir: Path | None = None,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
-    """Run every step in order and return the report; later steps skip when torch is broken."""
+    """Run every step in order and return the report; later steps skip when torch is broken.
+
+    ``progress_every``: seconds between the generate's "still waiting" lines (None: none).
+    """
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "executable": sys.executable,
@@ -393,7 +510,11 @@ def smoke(
     )
     steps.append(
         _generate_step(
-            device, llm_kwargs, ok=all(s["status"] != FAILED for s in steps), work_dir=work_dir
+            device,
+            llm_kwargs,
+            ok=all(s["status"] != FAILED for s in steps),
+            work_dir=work_dir,
+            progress_every=progress_every,
         )
     )
     report["result"] = _result(steps)
@@ -401,7 +522,12 @@ def smoke(
 
 
 def _generate_step(
-    device: str, llm_kwargs: dict[str, Any] | None, *, ok: bool, work_dir: Path | None
+    device: str,
+    llm_kwargs: dict[str, Any] | None,
+    *,
+    ok: bool,
+    work_dir: Path | None,
+    progress_every: float | None,
 ) -> dict[str, Any]:
     name = "generate"
     if not ok:
@@ -422,7 +548,9 @@ def _generate_step(
                 "traceback": traceback.format_exc(limit=-6),
             }
         else:
-            gen = run_generate(model_dir, device=target, llm_kwargs=llm_kwargs)
+            gen = run_generate(
+                model_dir, device=target, llm_kwargs=llm_kwargs, progress_every=progress_every
+            )
             step = {"name": name, "device_reason": why, **gen}
     step["seconds"] = round(time.perf_counter() - start, 3)
     return step
@@ -485,6 +613,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail when the generate step is skipped (no GPU)",
     )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help="while the generate runs, say every SECONDS what it waits for: the phase and "
+        f"vLLM's last log line (default {PROGRESS_EVERY_S:g}; 0: never)",
+    )
 
 
 @dataclass(frozen=True)
@@ -503,6 +639,8 @@ class SmokeOptions:
     quiet: bool = False
     #: fail when the generate step is skipped (no GPU)
     require_generate: bool = False
+    #: seconds between the generate's "still waiting" lines (0: none)
+    progress_every: float = PROGRESS_EVERY_S
 
 
 def options_from(args: argparse.Namespace) -> SmokeOptions:
@@ -515,6 +653,7 @@ def options_from(args: argparse.Namespace) -> SmokeOptions:
         require=tuple(args.require),
         quiet=args.quiet,
         require_generate=args.require_generate,
+        progress_every=args.progress_every,
     )
 
 
@@ -534,6 +673,7 @@ def run_options(options: SmokeOptions) -> int:
         llm_kwargs=options.llm_kwargs,
         require=options.require,
         work_dir=options.report.parent if options.report else None,
+        progress_every=options.progress_every or None,
     )
     generate = report["steps"][-1]
     if options.require_generate and generate["status"] == SKIPPED:

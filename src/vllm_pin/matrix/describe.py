@@ -70,6 +70,7 @@ def describe(m: Matrix, release: Release, machine: Machine) -> dict[str, Any]:
         a["what"] for a in m.anomalies if Version(str(a.get("release", "0"))) == release.version
     ]
     out["observed"] = _observed(m, release.version)
+    out["facts"] = _facts(m, release.version)
     return out
 
 
@@ -93,6 +94,29 @@ def _glibc(plat: Platform) -> dict[str, Any]:
 def _glibc_from(plat: Platform) -> str:
     """What decides the glibc a wheel needs: "elf" (its libraries) or "tag" (manylinux)."""
     return "elf" if plat.needs_glibc.value > plat.min_glibc else "tag"
+
+
+def _facts(m: Matrix, version: Version) -> list[dict[str, Any]]:
+    """The curated config facts whose vllm range holds this release, and the known issues
+    that affect it and that GPU observations bear on (its behaviour, not just a log line)."""
+    knowledge = m.knowledge
+    facts = [
+        {"kind": "fact", "id": f.id, "vllm": str(f.vllm), "text": f.fact, "source": f.source}
+        for f in knowledge.facts
+        if f.applies(version)
+    ]
+    issues = [
+        {
+            "kind": "known issue",
+            "id": i.id,
+            "vllm": str(i.vllm),
+            "text": i.cause,
+            "source": i.source,
+        }
+        for i in knowledge.issues
+        if i.evidence and i.affects(version)
+    ]
+    return facts + issues
 
 
 def _package_facts(m: Matrix, name: str, req: Requirement) -> dict[str, Any]:
