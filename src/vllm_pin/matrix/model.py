@@ -19,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
+from vllm_pin.matrix.builds import Builds, parse_builds
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
 from vllm_pin.matrix.knowledge import Knowledge, parse_knowledge
 from vllm_pin.matrix.observed import Observations, load_observations
@@ -120,6 +121,7 @@ class PackageInfo:
     torch_requires: SpecifierSet | None
     requires_dist: tuple[Requirement, ...]
     source: str
+    wheel: str = ""  # the wheel the metadata was read from (its tags: glibc, machine)
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def _parse_package(top: Fields, name: str, key: str, data: object) -> PackageInf
         else None,
         requires_dist=rd.requirements("requires-dist", required=False),
         source=f"{rd.where} ({meta} metadata of {rd.opt('wheel', str, '?')})",
+        wheel=rd.opt("wheel", str, ""),
     )
 
 
@@ -325,6 +328,7 @@ class Matrix:
                 for plat in release.platforms.values():
                     _ = plat.requires_dist
         _ = self.knowledge
+        _ = self.builds
         _ = self.timelines
         _ = self.observations
 
@@ -408,6 +412,11 @@ class Matrix:
     def knowledge(self) -> Knowledge:
         """Known issues, config facts and knob replacements (validated on first use)."""
         return parse_knowledge(self.curated)
+
+    @cached_property
+    def builds(self) -> Builds:
+        """torch CUDA builds with their GPU archs, vLLM's build channels (validated on use)."""
+        return parse_builds(self.curated)
 
     @cached_property
     def observations(self) -> Observations:

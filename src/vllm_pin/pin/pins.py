@@ -177,14 +177,14 @@ def python_choices(release: Release, platform: Platform, torch_python: Any = Non
             release.requires_python.contains(v, True)
             and platform.requires_python.contains(v, True)
             and (torch_python is None or torch_python.contains(v, True))
-            and _tag_allows(platform, v)
+            and tag_allows(platform, v)
         ):
             continue
         out.append(py)
     return out
 
 
-def _tag_allows(platform: Platform, python: Version) -> bool:
+def tag_allows(platform: Platform, python: Version) -> bool:
     """abi3 `cp38` wheels run on every CPython >= 3.8; other cpXY tags only on X.Y."""
     wanted = f"cp{python.major}{python.minor}"
     for tag in platform.python_tags:
@@ -219,7 +219,7 @@ def python_candidates(pinset: PinSet, m: Matrix, requested: str = "") -> list[st
                 f"--python-version {requested!r} is not a version like 3.12"
             ) from None
         spec = pinset.release.requires_python
-        if not spec.contains(wanted, True) or not _tag_allows(pinset.platform, wanted):
+        if not spec.contains(wanted, True) or not tag_allows(pinset.platform, wanted):
             raise VllmPinError(
                 f"Python {requested} is outside what {name} supports (Requires-Python "
                 f"{spec or 'any'}, wheel tags {', '.join(pinset.platform.python_tags)}); "
