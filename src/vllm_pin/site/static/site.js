@@ -68,19 +68,21 @@ function fallbackCopy(text) {
   document.execCommand("copy"); document.body.removeChild(area);
 }
 
-// The answer for one host: a list of {release, fits, reasons}. Pure lookups.
+// The answer for one host, as `vllm-pin fit --json` gives it: {version, distribution,
+// variant, fits, reasons} per release. Only lookups: the reasons stored under each choice.
 function fitAnswers(fit, host) {
   var idx = {};
   fit.dimensions.forEach(function (dim) {
     idx[dim] = fit.choices[dim].findIndex(function (c) { return c.value === host[dim]; });
   });
+  var noGpu = host.driver === "none" && host.arch === "none";
   return fit.releases.map(function (r) {
-    var on = r.machines[host.machine], reasons = [];
-    if (!on) reasons.push(r.no_wheel);
-    else ["glibc", "driver", "arch", "python"].forEach(function (dim) {
-      if (on.ok[dim].charAt(idx[dim]) !== "1") reasons.push(on.why[dim]);
+    var on = r.on[host.machine], seen = {}, reasons = [];
+    [].concat(on.python[idx.python], on.glibc[idx.glibc], noGpu ? on.no_gpu : [],
+              on.driver[idx.driver], on.arch[idx.arch]).forEach(function (i) {
+      if (!seen[i]) { seen[i] = true; reasons.push(fit.strings[i]); }
     });
-    return { distribution: r.distribution, version: r.version, yanked: r.yanked,
+    return { version: r.version, distribution: r.distribution, variant: r.variant,
              fits: reasons.length === 0, reasons: reasons };
   });
 }
@@ -112,7 +114,7 @@ function setupFit() {
     body.textContent = "";
     var fitting = answers.filter(function (a) { return a.fits; });
     var newest = {};
-    fitting.forEach(function (a) { if (!a.yanked) newest[a.distribution] = a.version; });
+    fitting.forEach(function (a) { newest[a.distribution] = a.version; });
     var parts = Object.keys(newest).map(function (d) { return d + " " + newest[d]; });
     byId("fit-summary").textContent = fitting.length + " of " + answers.length + " releases fit. " +
       (parts.length ? "Newest that fits: " + parts.join(", ") + "." : "None fits this host.");
@@ -123,7 +125,7 @@ function setupFit() {
       tr.dataset.version = a.distribution + " " + a.version;
       var link = document.createElement("a");
       link.href = "releases/" + a.distribution + "-" + a.version + ".html";
-      link.textContent = a.distribution + " " + a.version + (a.yanked ? " (yanked)" : "");
+      link.textContent = a.distribution + " " + a.version;
       cell(tr, "").appendChild(link);
       cell(tr, a.fits ? "yes" : "no");
       cell(tr, a.reasons.join("; "));
