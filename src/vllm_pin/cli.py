@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "matrix": ("vllm_pin.commands.matrix", "print the compatibility matrix as a table (or --json)"),
     "show": ("vllm_pin.commands.show", "show one release with the provenance of every field"),
+    "fit": ("vllm_pin.commands.fit", "which vLLM releases run on this host, why not, what would"),
     "pin": (
         "vllm_pin.commands.pin",
         "write requirements-vllm.txt, pyproject extras and hashed locks",

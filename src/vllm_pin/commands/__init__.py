@@ -7,6 +7,7 @@ into typed options and passes plain values down. ``_options`` defines shared opt
 __all__ = [
     "ci_matrix",
     "doctor",
+    "fit",
     "gpu_sweep",
     "matrix",
     "pin",

@@ -101,7 +101,8 @@ def series_rows(fits: Iterable[ReleaseFit]) -> list[ReleaseFit]:
         have = best.get((f.variant, f.series))
         if have is None or (f.fits, f.version) > (have.fits, have.version):
             best[(f.variant, f.series)] = f
-    return sorted(best.values(), key=lambda f: (f.variant, f.version))
+    order = {v: i for i, v in enumerate(dict.fromkeys(f.variant for f in best.values()))}
+    return sorted(best.values(), key=lambda f: (order[f.variant], f.version))
 
 
 # -- one release ----------------------------------------------------------------------------
@@ -177,9 +178,10 @@ def _check_python(check: _Check, host: Host, release: Release, plat: Platform) -
             check.reasons.append(f"{name} requires Python {spec}; this host has {host.python}")
             return
     if not tag_allows(plat, host.python):
+        tags = sorted(set(plat.python_tags), key=lambda t: (len(t), t))
+        abi3 = " (abi3: that Python or newer)" if plat.abi_tag == "abi3" else ""
         check.reasons.append(
-            f"{name} has no wheel for Python {host.python} "
-            f"(tags {', '.join(sorted(set(plat.python_tags)))}, {plat.abi_tag})"
+            f"{name} has no wheel for Python {host.python} (wheels for {', '.join(tags)}{abi3})"
         )
 
 
@@ -348,7 +350,14 @@ def _cpu_alternatives(m: Matrix, release: Release) -> list[Alternative]:
                 build="cpu",
                 what=f"{cpu.distribution} {version} from PyPI with torch +cpu",
                 commands=(f"vllm-pin pin --vllm {version} --variant cpu",),
-                caveats=(community.note,) if community else (),
+                caveats=(
+                    (
+                        f"PyPI {cpu.distribution} is a community build by {community.publisher}, "
+                        f"{community.repo}",
+                    )
+                    if community
+                    else ()
+                ),
             )
         )
     return out
