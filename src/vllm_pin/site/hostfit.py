@@ -1,4 +1,4 @@
-""" "Will it run here?" as lookup tables, every answer computed by :func:`vllm_pin.fit.fit_releases`.
+"""Will it run here? as lookup tables, each answer from :func:`vllm_pin.fit.fit_releases`.
 
 A host is five choices: NVIDIA driver, glibc, GPU architecture, Python and CPU machine. Each
 list is finite: the driver and glibc lists hold every floor the matrix knows (plus the glibc

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vllm_pin.fit.floors import vllm_glibc
 from vllm_pin.matrix.core_metadata import exact_pin
 from vllm_pin.matrix.describe import describe
 from vllm_pin.matrix.model import Matrix, Release
@@ -24,7 +25,6 @@ from vllm_pin.names import MACHINES, Machine
 from vllm_pin.pin.generate import regenerate_command
 from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import DEFAULT_OUTPUT, build_pins, effective_sources, render_requirements
-from vllm_pin.fit.floors import vllm_glibc
 
 __all__ = [
     "BuildInfo",
@@ -200,15 +200,14 @@ def _grid(obs: Observation) -> dict[str, Any]:
         else:
             column = o.cudagraph_mode or "(default)"
         by_cell.setdefault((o.backend or "default", column), []).append(o)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
     for backend in ["default", *backends]:
         cells = [
             _cell(obs, by_cell[(backend, c)]) if (backend, c) in by_cell else None for c in columns
         ]
         rows.append({"backend": backend, "cells": cells})
-    counts: dict[str, int] = {}
-    for row in rows:
-        for cell in row["cells"]:
+        for cell in cells:
             if cell is not None:
                 counts[cell["status"]] = counts.get(cell["status"], 0) + 1
     meta = obs.meta
