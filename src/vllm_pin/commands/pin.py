@@ -13,7 +13,7 @@ from vllm_pin.commands import _options
 from vllm_pin.pin.cutoff import EXCLUDE_NEWER_DAYS
 from vllm_pin.pin.generate import generate
 from vllm_pin.pin.options import IndexOptions, PinOptions
-from vllm_pin.pin.pins import DEFAULT_OUTPUT
+from vllm_pin.pin.pins import DEFAULT_OUTPUT, torch_backend
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "  vllm-pin pin --vllm 0.10 --explain            # series default, with provenance\n"
         "  vllm-pin pin --vllm latest --variant cpu -o req-cpu.txt\n"
         "  vllm-pin pin --vllm 0.10.1.1 --pyproject pyproject.toml --extra vllm\n"
+        "  vllm-pin pin --vllm 0.10.1.1 --cuda 12.8      # torch 2.7.1+cu128 (e.g. RTX 50xx)\n"
         "  vllm-pin pin --vllm 0.10.1.1 --lock           # + requirements-vllm.lock (uv)\n"
         "  vllm-pin pin --all [--only 0.10 0.32-cpu] [--check]   # envs/<name>/...\n"
         "sources: --index-url/--extra-index-url/--find-links, else $VLLM_PIN_INDEX_URL,\n"
@@ -50,6 +51,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # no choices: an unknown variant is reported against the matrix's curated variants
     what.add_argument("--variant", default="cuda", help="cuda (PyPI wheels, default) or cpu")
     _options.add_machine(what, help="default x86_64")
+    what.add_argument(
+        "--cuda",
+        default="",
+        metavar="X.Y",
+        help="torch, torchvision, torchaudio as that CUDA build (+cu128) from the PyTorch index",
+    )
+    what.add_argument(
+        "--torch-backend",
+        default="",
+        metavar="cuXXX",
+        help="the same as --cuda, spelled as uv does (cu128)",
+    )
     what.add_argument("--allow-yanked", action="store_true", help="accept a yanked release")
     _options.add_matrix_dir(what)
     out = parser.add_argument_group("outputs")
@@ -140,6 +153,7 @@ def options_from(args: argparse.Namespace) -> PinOptions:
         vllm=args.vllm,
         variant=args.variant,
         machine=_options.machine_from(args),
+        torch_build=torch_backend(args.cuda, args.torch_backend),
         allow_yanked=args.allow_yanked,
         matrix_dir=args.matrix_dir,
         output=args.output,

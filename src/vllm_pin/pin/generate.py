@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
+from vllm_pin.matrix.builds import cuda_of_build
 from vllm_pin.matrix.model import Matrix, load_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.envs_dir import run_all
@@ -26,6 +27,7 @@ from vllm_pin.pin.pins import (
     explain,
     python_candidates,
     render_requirements,
+    with_torch_build,
 )
 from vllm_pin.pin.pyproject_extra import prepare_pyproject
 from vllm_pin.pin.stale import differs, report_stale
@@ -43,6 +45,8 @@ def generate(options: PinOptions) -> int:
         raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
     if options.only:
         raise VllmPinError("--only selects envs of --all; add --all")
+    if options.all and options.torch_build:
+        raise VllmPinError("--cuda/--torch-backend pin one release; drop --all")
     return generate_one(m, options)
 
 
@@ -51,6 +55,8 @@ def generate_one(m: Matrix, options: PinOptions) -> int:
     variant = m.variant(options.variant)
     resolution = m.resolve(options.vllm, variant=options.variant, allow_yanked=options.allow_yanked)
     pinset = build_pins(m, resolution, variant, options.machine)
+    if options.torch_build:
+        pinset = with_torch_build(m, pinset, options.torch_build)
     written, queried = effective_sources(pinset, options.index)
     pinset = replace(pinset, sources=written)
     pythons = python_candidates(pinset, m, options.python_version)
@@ -121,6 +127,8 @@ def regenerate_command(options: PinOptions, output: Path) -> str:
         parts += ["--variant", options.variant]
     if options.machine != "x86_64":
         parts += ["--machine", options.machine]
+    if options.torch_build:
+        parts += ["--cuda", cuda_of_build(options.torch_build)]
     if options.allow_yanked:
         parts.append("--allow-yanked")
     if options.index.no_index:

@@ -43,6 +43,7 @@ class PinOptions:
     vllm: str = "latest"  # exact release, series, or "latest"
     variant: str = "cuda"  # a curated variant's name, checked against the matrix
     machine: Machine = "x86_64"
+    torch_build: str = ""  # cu128: the torch family from that PyTorch index ("" = PyPI's)
     allow_yanked: bool = False
     matrix_dir: Path | None = None
     # outputs

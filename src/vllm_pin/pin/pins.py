@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index.settings import IndexConfig
+from vllm_pin.matrix.builds import build_of_cuda, cuda_of_build
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
 from vllm_pin.names import Machine
 from vllm_pin.pin.options import IndexOptions
@@ -25,9 +26,13 @@ from vllm_pin.pin.options import IndexOptions
 if TYPE_CHECKING:
     from vllm_pin.matrix.model import Matrix, Platform, Release, Resolution, Variant
 
+
 DEFAULT_OUTPUT = "requirements-vllm.txt"
 PYTHONS = ("3.13", "3.12", "3.11", "3.10", "3.9")  # the CPythons a default is picked from
 MIN_MANYLINUX = Version("2.28")
+#: the packages PyTorch publishes per build on its index, with the +<build> local version
+TORCH_INDEX_PACKAGES = ("torch", "torchvision", "torchaudio")
+_BUILD_RE = re.compile(r"^cu\d{3}$")
 _EXTRA_RE = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 
 
@@ -55,6 +60,8 @@ class PinSet:
     optional: tuple[tuple[str, Pin], ...]  # (extra, pin): commented, installed only on request
     unpinned: tuple[Pin, ...]  # family members the release declares without a version
     sources: IndexConfig
+    torch_build: str = ""  # cu128 when `--cuda 12.8` asked for a non-default torch build
+    torch_index: str = ""  # where that build lives (https://download.pytorch.org/whl/cu128)
 
     @property
     def release(self) -> Release:
@@ -116,6 +123,65 @@ def build_pins(m: Matrix, resolution: Resolution, variant: Variant, machine: Mac
         optional=tuple(optional),
         unpinned=tuple(unpinned),
         sources=IndexConfig(extra_index_urls=(variant.index_url,) if variant.index_url else ()),
+    )
+
+
+def torch_backend(cuda: str = "", backend: str = "") -> str:
+    """``--cuda 12.8`` or ``--torch-backend cu128`` -> ``cu128`` ("" when neither is given)."""
+    if cuda and backend:
+        raise VllmPinError("--cuda and --torch-backend say the same thing; give one")
+    build = build_of_cuda(cuda.strip()) if cuda else backend.strip().lower()
+    if build and not _BUILD_RE.match(build):
+        given = f"--cuda {cuda}" if cuda else f"--torch-backend {backend}"
+        raise VllmPinError(f"{given}: expected a CUDA version like 12.8 (or cu128)")
+    return build
+
+
+def with_torch_build(m: Matrix, pinset: PinSet, build: str) -> PinSet:
+    """The pins with torch, torchvision and torchaudio as ``+build`` from the PyTorch index.
+
+    The build must exist for the release's torch (curated ``[torch-builds]``). Pins that are
+    not exact, or already carry a local version, stand as declared.
+    """
+    release = pinset.release
+    name = f"{release.distribution} {release.version}"
+    if pinset.variant.torch_local:
+        raise VllmPinError(
+            f"--cuda/--torch-backend pick a CUDA build; the {pinset.variant.name} variant "
+            f"uses torch +{pinset.variant.torch_local}"
+        )
+    torch = next((p for p in pinset.pins if canonicalize_name(p.requirement.name) == "torch"), None)
+    version = exact_pin(torch.requirement) if torch else None
+    if version is None:
+        raise VllmPinError(f"{name} pins no exact torch; a CUDA build cannot be chosen for it")
+    builds = m.builds.torch_builds(version)
+    if builds is None:
+        raise VllmPinError(
+            f'curated.toml has no [torch-builds."{version}"]: the CUDA builds of torch '
+            f"{version} are not recorded"
+        )
+    if build not in builds.builds:
+        have = ", ".join(builds.cuda_builds())
+        raise VllmPinError(
+            f"torch {version} has no {build} build (CUDA builds: {have}; {builds.where})"
+        )
+    index = builds.index_url(build)
+    note = f"the {build} build, from {index}"
+    pins = []
+    for pin in pinset.pins:
+        pinned = exact_pin(pin.requirement)
+        family = canonicalize_name(pin.requirement.name) in TORCH_INDEX_PACKAGES
+        if family and pinned is not None and not pinned.local:
+            req = Requirement(f"{pin.requirement.name}=={pinned}+{build}")
+            req.marker = pin.requirement.marker
+            pin = Pin(req, pin.source, note)
+        pins.append(pin)
+    return replace(
+        pinset,
+        pins=tuple(pins),
+        sources=IndexConfig(extra_index_urls=(index,)),
+        torch_build=build,
+        torch_index=index,
     )
 
 
@@ -267,6 +333,12 @@ def render_requirements(pinset: PinSet, command: str, sources: IndexConfig) -> s
             f"# torch +{pinset.variant.torch_local} builds come from {pinset.variant.index_url}; "
             "a PyPI (CUDA) torchvision/torchaudio beside them is broken."
         )
+    if pinset.torch_build:
+        cuda = cuda_of_build(pinset.torch_build)
+        lines.append(
+            f"# torch family +{pinset.torch_build} builds (CUDA {cuda}) come from "
+            f"{pinset.torch_index}, not PyPI's default build."
+        )
     for pin in pinset.unpinned:
         lines.append(
             f"# {pin.requirement.name}: declared without a version ({pin.requirement}); "
@@ -297,16 +369,29 @@ def explain(pinset: PinSet, m: Matrix) -> list[str]:
         extra = f" [{pin.note}]" if pin.note else ""
         out.append(f"{pin.requirement}{extra}\n    from {pin.source}")
         version = exact_pin(pin.requirement)
-        if canonicalize_name(pin.requirement.name) == "torch" and version is not None:
-            cuda = m.torch_cuda(version)
-            if cuda is not None:
-                driver = m.min_driver(cuda.value)
-                need = (
-                    f", needs NVIDIA driver >= {driver.value} ({driver.source})" if driver else ""
-                )
-                out.append(f"    CUDA {cuda.value} build ({cuda.source}){need}")
+        name = canonicalize_name(pin.requirement.name)
+        community = m.builds.community.get(name)
+        if community is not None:
+            out.append(f"    {community.note} ({community.source})")
+        if name == "torch" and version is not None:
+            out += _cuda_lines(m, version, pin)
     for extra, pin in pinset.optional:
         out.append(f"# {pin.requirement} (only with [{extra}])\n    from {pin.source}")
     for pin in pinset.unpinned:
         out.append(f"# {pin.requirement} (no version declared)\n    from {pin.source}")
     return out
+
+
+def _cuda_lines(m: Matrix, torch: Version, pin: Pin) -> list[str]:
+    """The CUDA of a torch pin (its +cuXXX label, else its PyPI metadata) and its driver."""
+    local = str(torch.local or "")
+    if local.startswith("cu"):
+        cuda, source = cuda_of_build(local), pin.note
+    else:
+        recorded = m.torch_cuda(torch)
+        if recorded is None:
+            return []
+        cuda, source = recorded.value, recorded.source
+    driver = m.min_driver(cuda)
+    need = f", needs NVIDIA driver >= {driver.value} ({driver.source})" if driver else ""
+    return [f"    CUDA {cuda} build ({source}){need}"]

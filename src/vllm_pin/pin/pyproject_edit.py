@@ -349,3 +349,62 @@ def _declare_conflicts(
             array[ours] = entry
             project.conflicts[ours] = group
     return missing
+
+
+def set_torch_index(
+    text: str, path: Path, extra: str, index: str, url: str, packages: Sequence[str]
+) -> str:
+    """Route ``packages`` of ``extra`` to one PyTorch index, as uv's PyTorch guide does.
+
+    Adds (or updates the URL of) ``[[tool.uv.index]] name = index, explicit = true`` and,
+    per package, a ``[tool.uv.sources]`` entry ``{ index = ..., extra = ... }``: an explicit
+    index serves only the packages routed to it, and only for that extra. Entries of other
+    extras (a cpu extra routed to pytorch-cpu) are kept; the user's own entries are kept
+    beside ours.
+    """
+    doc = parse(text, path)
+    uv = _ensure_table(_ensure_table(doc, "tool"), "uv")
+    if "index" not in uv:
+        uv["index"] = tomlkit.aot()
+    indexes = uv["index"]
+    if not isinstance(indexes, list):
+        raise PyprojectError(f"{path}: tool.uv.index must be an array of tables [[tool.uv.index]]")
+    mine: Any = next(
+        (t for t in indexes if isinstance(t, Mapping) and t.get("name") == index), None
+    )
+    if mine is None:  # a new index
+        entry = tomlkit.table()
+        entry.update({"name": index, "url": url, "explicit": True})
+        entry.add(tomlkit.nl())
+        indexes.append(entry)
+    elif mine.get("url") != url or mine.get("explicit") is not True:
+        mine["url"] = url
+        mine["explicit"] = True
+    sources = _ensure_table(uv, "sources")
+    for package in packages:
+        route = tomlkit.inline_table()
+        route.update({"index": index, "extra": extra})
+        _route(sources, package, route, canonicalize_name(extra))
+    return tomlkit.dumps(doc)
+
+
+def _route(sources: Any, package: str, route: Any, extra: str) -> None:
+    """Put ``route`` into ``sources[package]``: in place of the extra's entry, else appended."""
+    have = sources.get(package)
+    if have is None:
+        fresh = tomlkit.array()
+        fresh.append(route)
+        sources[package] = fresh
+        return
+    if not isinstance(have, list):
+        theirs = have
+        have = tomlkit.array()
+        have.append(theirs)
+        sources[package] = have
+    for i, item in enumerate(have):
+        if isinstance(item, Mapping) and canonicalize_name(str(item.get("extra", ""))) == extra:
+            if dict(item) != dict(route):
+                have[i] = route
+            return
+    have.append(route)
+    have.multiline(True)

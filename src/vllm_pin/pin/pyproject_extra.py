@@ -23,7 +23,7 @@ from vllm_pin.fsutil import atomic_write_text
 from vllm_pin.index.settings import IndexConfig
 from vllm_pin.pin import pyproject_edit as pe
 from vllm_pin.pin.lock import LockError, Target, check_together, find_uv
-from vllm_pin.pin.pins import PYTHONS, PinSet, marker_environment
+from vllm_pin.pin.pins import PYTHONS, TORCH_INDEX_PACKAGES, PinSet, marker_environment
 
 
 @dataclass
@@ -74,7 +74,16 @@ def prepare_pyproject(
     except (OSError, UnicodeDecodeError) as exc:
         raise VllmPinError(f"cannot read {path}: {exc}") from None
     result = pe.set_extra(original, path, extra, pinset.requirement_lines(), tuple(conflict_with))
-    project = pe.read_project(pe.parse(result.text, path), path)
+    text = result.text
+    if pinset.torch_build:
+        routed = [
+            p.requirement.name
+            for p in pinset.pins
+            if canonicalize_name(p.requirement.name) in TORCH_INDEX_PACKAGES
+        ]
+        index = f"pytorch-{pinset.torch_build}"
+        text = pe.set_torch_index(text, path, extra, index, pinset.torch_index, routed)
+    project = pe.read_project(pe.parse(text, path), path)
     ours = [*pinset.platform.requires_dist, *(p.requirement for p in pinset.pins)]
     groups = project.groups(extra)
     env = marker_environment(target.python_version, pinset.platform.machine)
@@ -90,7 +99,7 @@ def prepare_pyproject(
             f"torch +{pinset.variant.torch_local} lives on {pinset.variant.index_url}: declare it "
             "for uv ([[tool.uv.index]] with explicit = true, and [tool.uv.sources] torch)"
         )
-    return PyprojectEdit(path, result.text, extra, result.conflict_groups, clashes, notes)
+    return PyprojectEdit(path, text, extra, result.conflict_groups, clashes, notes)
 
 
 def find_clashes(
