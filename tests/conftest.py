@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 import json
 import re
 import threading
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +72,49 @@ class FakeIndex:
                 self.routes[f"/files/{path.stem}"] = Route(
                     Sparse(sizes[path.stem], path.read_bytes())
                 )
+        for path in sorted((root / "elf").glob("*.json")):
+            if path.stem in sizes:  # the wheel's libraries, in a zip at the end of the file
+                size = sizes[path.stem]
+                self.routes[f"/files/{path.stem}"] = Route(Sparse(size, library_zip(path, size)))
         return self
+
+
+def sparse_library(row: dict[str, Any]) -> bytes:
+    """A library from its tests/fixtures/index/elf record: the recorded chunks, zeros between."""
+    data = bytearray(row["length"])
+    for start, chunk in row["chunks"]:
+        raw = base64.b64decode(chunk)
+        data[start : start + len(raw)] = raw
+    return bytes(data)
+
+
+class _ZipAt(io.BytesIO):
+    """A BytesIO whose positions read `base` bytes further on, so a zip written into it has
+    the offsets of one that ends a file of `base + len(zip)` bytes."""
+
+    def __init__(self, base: int) -> None:
+        super().__init__()
+        self.base = base
+
+    def tell(self) -> int:
+        return super().tell() + self.base
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return super().seek(pos - self.base if whence == 0 else pos, whence) + self.base
+
+
+@functools.cache
+def library_zip(path: Path, size: int) -> bytes:
+    """The last bytes of a `size`-byte wheel: a zip of the libraries recorded at `path`."""
+    record = json.loads(path.read_bytes())
+    length = 0
+    for _ in range(2):  # the zip's length decides where it starts
+        buf = _ZipAt(size - length)
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, row in sorted(record["libraries"].items()):
+                zf.writestr(name, sparse_library(row))
+        length = len(buf.getvalue())
+    return buf.getvalue()
 
 
 def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:

@@ -270,7 +270,7 @@ def test_yanked_release(client: PyPIClient) -> None:
         for f in client.project("vllm")
         if f.filename.startswith("vllm-0.1.3")
     ]
-    entry = release_rows.release_entry(files, {}, {})
+    entry = release_rows.release_entry(files, {}, {}, {})
     assert (entry["yanked"], entry["yanked-reason"]) == (True, "bad build")
 
 

@@ -93,7 +93,7 @@ def _print_table(releases: list[Release], machine: Machine) -> None:
         plat = r.platforms.get(machine)
         pins = [_pin_text(plat.pin(name) if plat else None) for name in COLUMNS]
         note = "yanked" if r.yanked else ("sdist only" if not r.has_wheel else "")
-        glibc = str(plat.min_glibc) if plat else "-"
+        glibc = str(plat.needs_glibc.value) if plat else "-"
         machines = ",".join(sorted(r.platforms)) or "-"
         lines.append(
             (str(r.version), str(r.requires_python) or "any", *pins, glibc, machines, note)

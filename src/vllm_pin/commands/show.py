@@ -71,7 +71,8 @@ def _print_text(info: dict[str, Any], rule: str) -> None:
         print(f"  {'series default':16} {d['value']}  <- {d['source']}")
     if "wheel" in info:
         w = info["wheel"]
-        print(f"  {'wheel':16} {w['file']} (glibc >= {w['min_glibc']}, {w['metadata_source']})")
+        print(f"  {'wheel':16} {w['file']} ({w['metadata_source']} metadata)")
+        print(f"  {'glibc':16} >= {w['glibc']['value']}  <- {w['glibc']['source']}")
         print("  pins:")
         for pin in info["pins"]:
             extra = ""

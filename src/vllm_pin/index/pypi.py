@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,6 +282,14 @@ class PyPIClient:
                 write_cache_file(cache / "members" / _member_key(name), data)
         out.update(fetched)
         return dict(sorted(out.items()))
+
+    def entries(self, f: IndexFile, want: Callable[[str], bool]) -> list[zipread.ZipEntry]:
+        """The central directory entries of a wheel whose path matches `want` (cached)."""
+        return [e for e in self._central_directory(f) if want(e.name)]
+
+    def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
+        """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
+        return zipread.iter_member_prefix(entry, self._fetcher(f), f.filename, limit=limit)
 
     def _central_directory(self, f: IndexFile) -> list[zipread.ZipEntry]:
         cache = self._file_cache(f)

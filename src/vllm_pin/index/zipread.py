@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from vllm_pin.errors import PackageIndexError
@@ -205,3 +205,52 @@ def read_member(entry: ZipEntry, fetch: RangeFetcher, label: str) -> bytes:
 def read_members(entries: Iterable[ZipEntry], fetch: RangeFetcher, label: str) -> dict[str, bytes]:
     """Fetch the given members: one range request each."""
     return {e.name: read_member(e, fetch, label) for e in entries}
+
+
+def iter_member_prefix(
+    entry: ZipEntry, fetch: RangeFetcher, label: str, *, limit: int, first: int = 64 * 1024
+) -> Iterator[bytes]:
+    """Ever longer starts of one member, inflated, for a reader that stops once it has enough.
+
+    Each step range-reads twice as many compressed bytes as the one before (from `first`),
+    and inflates them with a streaming decompressor held to `limit` bytes of output, so neither
+    the whole member nor more than `limit` inflated bytes are ever held. The last prefix
+    yielded is the whole member (CRC checked) or its first `limit` bytes.
+    """
+    head = _read(
+        fetch,
+        entry.header_offset,
+        entry.header_offset + _LOCAL_HEADER_LEN,
+        f"the local header of {entry.name}",
+        label,
+    )
+    if head[:4] != _LOCAL_SIG:
+        raise ZipReadError(f"{label}: corrupt zip: no local header for {entry.name}")
+    if entry.method not in (0, 8):
+        raise ZipReadError(
+            f"{label}: unsupported zip compression method {entry.method} for {entry.name}"
+        )
+    start = entry.header_offset + _LOCAL_HEADER_LEN + _u16(head, 26) + _u16(head, 28)
+    stop = start + entry.compressed_size
+    inflater = zlib.decompressobj(-15)
+    out = bytearray()
+    pos, step = start, first
+    while True:
+        chunk = _read(fetch, pos, min(stop, pos + step), entry.name, label)
+        pos += len(chunk)
+        step *= 2
+        room = limit - len(out)
+        try:
+            out += chunk[:room] if entry.method == 0 else inflater.decompress(chunk, room)
+        except zlib.error as exc:
+            raise ZipReadError(f"{label}: corrupt zip: cannot inflate {entry.name}: {exc}") from exc
+        whole = pos >= stop
+        if (
+            whole
+            and len(out) < limit
+            and (len(out) != entry.uncompressed_size or zlib.crc32(out) != entry.crc)
+        ):
+            raise ZipReadError(f"{label}: corrupt zip: CRC or size mismatch for {entry.name}")
+        yield bytes(out)
+        if whole or len(out) >= limit:
+            return

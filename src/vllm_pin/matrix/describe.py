@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from vllm_pin.matrix.core_metadata import exact_pin
-from vllm_pin.matrix.model import Matrix, Release
+from vllm_pin.matrix.model import Matrix, Platform, Release
 from vllm_pin.names import Machine
 
 __all__ = ["describe", "release_row"]
@@ -40,6 +40,7 @@ def describe(m: Matrix, release: Release, machine: Machine) -> dict[str, Any]:
             "sha256": plat.sha256,
             "platform_tag": plat.platform_tag,
             "min_glibc": str(plat.min_glibc),
+            "glibc": _glibc(plat),
             "metadata_source": plat.metadata_source,
         }
         out["pins"] = [
@@ -62,6 +63,22 @@ def describe(m: Matrix, release: Release, machine: Machine) -> dict[str, Any]:
         a["what"] for a in m.anomalies if Version(str(a.get("release", "0"))) == release.version
     ]
     out["observed"] = _observed(m, release.version)
+    return out
+
+
+def _glibc(plat: Platform) -> dict[str, Any]:
+    """The oldest glibc the wheel runs on, what says so, and what its libraries need."""
+    needs = plat.needs_glibc
+    out: dict[str, Any] = {
+        "value": str(needs.value),
+        "source": needs.source,
+        "floor_source": plat.glibc_floor_source,
+    }
+    if plat.glibc_floor_source == "elf":
+        out["libraries_need"] = str(plat.glibc_floor)
+        out["library"] = plat.glibc_floor_library
+    if plat.glibc_unread:
+        out["unread"] = list(plat.glibc_unread)
     return out
 
 
@@ -112,5 +129,7 @@ def release_row(release: Release, machine: Machine) -> dict[str, Any]:
     }
     plat = release.platforms.get(machine)
     row["min_glibc"] = str(plat.min_glibc) if plat else None
+    row["glibc"] = str(plat.needs_glibc.value) if plat else None
+    row["glibc_floor_source"] = plat.glibc_floor_source if plat else None
     row["pins"] = [str(r) for r in plat.pins] if plat else []
     return row

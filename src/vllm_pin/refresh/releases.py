@@ -38,7 +38,7 @@ from vllm_pin.matrix.core_metadata import (
     requirement_name,
 )
 from vllm_pin.matrix.releases_file import DISTRIBUTIONS, SCHEMA, dumps, loads
-from vllm_pin.refresh import timeline_scan
+from vllm_pin.refresh import glibc_scan, timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
@@ -110,6 +110,11 @@ def collect(
         return parse_metadata(data), source
 
     metas = dict(zip([(d, v, m) for d, v, m, _ in jobs], client.map(read, jobs)))
+    if progress is not None:
+        progress("library glibc versions", 0, len(jobs))
+    floors = glibc_scan.collect(client, [job[3] for job in jobs])
+    if progress is not None:
+        progress("library glibc versions", len(jobs), len(jobs))
     result = RefreshResult(document={})
     doc: dict[str, Any] = {"meta": {"schema": SCHEMA, "index-url": client.index_url}}
     problems: list[dict[str, str]] = []
@@ -121,7 +126,8 @@ def collect(
             if d != dist:
                 continue
             meta = {m: metas[(d, version, m)] for m in reps}
-            table[version] = release_entry(vfiles, reps, meta)
+            glibc = {m: floors[rep.file] for m, (rep, _) in reps.items()}
+            table[version] = release_entry(vfiles, reps, meta, glibc)
             result.wheels.setdefault(dist, {})[version] = {
                 m: rep.file for m, (rep, _) in reps.items()
             }

