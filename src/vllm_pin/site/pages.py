@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vllm_pin.fit.floors import vllm_glibc
 from vllm_pin.matrix.core_metadata import exact_pin
 from vllm_pin.matrix.describe import describe
 from vllm_pin.matrix.model import Matrix, Release
@@ -109,17 +108,19 @@ def _floors(m: Matrix, release: Release, machine: str) -> dict[str, str]:
     """The CUDA build, driver floor and glibc floor (with its source) of one wheel."""
     plat = release.platforms.get(machine)
     if plat is None:
-        return {"cuda": "", "driver": "", "glibc": "", "glibc_source": ""}
-    glibc, where = vllm_glibc(plat)
+        return {"cuda": "", "driver": "", "glibc": "", "glibc_source": "", "glibc_why": ""}
+    glibc = plat.needs_glibc
     torch = plat.pin("torch")
     pinned = exact_pin(torch) if torch is not None else None
     cuda = m.torch_cuda(pinned) if pinned is not None and not pinned.local else None
-    driver = m.min_driver(cuda.value) if cuda is not None else None
+    # the floor as curated.toml writes it (580.65.06; a Version would print 580.65.6)
+    driver = m.curated.get("cuda", {}).get(cuda.value, {}) if cuda is not None else {}
     return {
         "cuda": cuda.value if cuda is not None else "",
-        "driver": str(driver.value) if driver is not None else "",
-        "glibc": str(glibc),
-        "glibc_source": where,
+        "driver": driver.get("min-driver", ""),
+        "glibc": str(glibc.value),
+        "glibc_source": plat.glibc_floor_source,
+        "glibc_why": glibc.source,
     }
 
 
