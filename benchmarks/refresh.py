@@ -4,7 +4,9 @@
 Targets (issue 2, on the 2-core machines): cold <= 20 s, warm with nothing new <= 2 s, bytes
 fetched <= 1% of the size of the wheels whose metadata was read. Nothing is written to the
 matrix: the new texts are only built. `--no-timeline` leaves out timeline.toml (the range
-reads of vllm/envs.py etc.), to time the releases.toml part alone.
+reads of vllm/envs.py etc.), to time the releases.toml part alone. The glibc floors (the ELF
+`.gnu.version_r` of every library in each vLLM wheel, range-read and inflated only up to the
+section) are a stage of their own: its time, requests and bytes are printed apart.
 """
 
 from __future__ import annotations
@@ -20,14 +22,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from packaging.version import Version
+
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, PyPIClient
+from vllm_pin.index.wheels import group_by_version, package_wheel
 from vllm_pin.matrix import releases_file
+from vllm_pin.refresh import glibc_scan, timeline_scan
 from vllm_pin.refresh import releases as refresh
-from vllm_pin.refresh import timeline_scan
 
 TARGET_COLD_S = 20.0
 TARGET_WARM_S = 2.0
 TARGET_BYTES_RATIO = 0.01
+
+
+GLIBC_STAGE = "library glibc versions"
+
+
+@dataclass
+class Stage:
+    """One progress stage of a refresh: when it started and ended, and what it fetched."""
+
+    seconds: float = 0.0
+    bytes_fetched: int = 0
+    requests: int = 0
 
 
 @dataclass
@@ -37,12 +54,29 @@ class Run:
     requests: int
     wheel_bytes: int
     files: int
+    stages: dict[str, Stage]
+
+
+def stage_recorder(client: PyPIClient, stages: dict[str, Stage]) -> refresh.Progress:
+    """A progress callback that notes each stage's time, bytes and requests."""
+    started: dict[str, tuple[float, int, int]] = {}
+
+    def note(stage: str, done: int, total: int) -> None:
+        now = (time.perf_counter(), client.bytes_fetched, client.requests_made)
+        if done == 0 or stage not in started:
+            started[stage] = now
+        if done == total:
+            t, b, r = started[stage]
+            stages[stage] = Stage(now[0] - t, now[1] - b, now[2] - r)
+
+    return note
 
 
 def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
     start = time.perf_counter()
-    result = refresh.collect(client)
+    stages: dict[str, Stage] = {}
+    result = refresh.collect(client, progress=stage_recorder(client, stages))
     releases_file.dumps(result.document)
     wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
     if with_timeline:
@@ -55,11 +89,32 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
         client.requests_made,
         sum(wheel_bytes.values()),
         len(wheel_bytes),
+        stages,
     )
 
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
+
+
+def torch_floors(client: PyPIClient, versions: list[str]) -> int:
+    """What refresh would cost and find if it read torch wheels' libraries as it reads vLLM's."""
+    pages = group_by_version(client.project("torch"))
+    for raw in versions:
+        wheel = package_wheel(pages.get(Version(raw), []))
+        if wheel is None:
+            print(f"torch {raw}: no Linux wheel on the index")
+            continue
+        before, start = client.bytes_fetched, time.perf_counter()
+        scan = glibc_scan.collect(client, [wheel.file])[wheel.file]
+        floor = scan.floor
+        print(
+            f"torch {raw} {wheel.file.filename}: tag {wheel.min_glibc}, libraries "
+            f"{f'{floor[0]} ({floor[1]})' if floor else 'not read'}; {len(scan.libraries)} read, "
+            f"unread {list(scan.unread)}; {time.perf_counter() - start:.1f} s, "
+            f"{(client.bytes_fetched - before) / 2**20:.1f} MiB of {wheel.file.size / 2**20:.0f}"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-timeline", action="store_true", help="time releases.toml only")
     parser.add_argument("--warm-runs", type=int, default=3, help="report the best of N warm runs")
+    parser.add_argument(
+        "--torch",
+        metavar="VERSION[,VERSION]",
+        help="instead: read the glibc floor of these torch versions' wheels (refresh does not)",
+    )
     args = parser.parse_args(argv)
+    if args.torch:
+        with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
+            client = PyPIClient(args.index_url, cache_dir=Path(tmp))
+            return torch_floors(client, args.torch.split(","))
     with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
         cache = Path(tmp) / "cache"
         make: Callable[[], PyPIClient] = lambda: PyPIClient(args.index_url, cache_dir=cache)  # noqa: E731
@@ -94,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     target = f"target <= {TARGET_BYTES_RATIO:.0%}: {verdict(ratio <= TARGET_BYTES_RATIO)}"
     print(f"bytes fetched cold: {mib} of {size} = {ratio:.4%} ({target})")
     print(f"bytes fetched warm: {warm.bytes_fetched / 2**20:.2f} MiB (index pages only)")
+    for label, run in (("cold", cold), ("warm", warm)):
+        elf = run.stages.get(GLIBC_STAGE)
+        if elf is not None:
+            print(
+                f"  of which glibc floors (ELF), {label}: {elf.seconds:6.2f} s  "
+                f"{elf.requests} requests  {elf.bytes_fetched / 2**20:.1f} MiB "
+                f"({elf.seconds / run.seconds:.0%} of the {label} time)"
+            )
     return 0
 
 

@@ -73,12 +73,20 @@ def test_a_prefix_short_of_the_section_asks_for_more() -> None:
     assert elf.version_needs(data[: first + 8], whole=True) == elf.VersionNeeds(())
 
 
-def test_past_the_first_load_segment_there_is_nothing_more_to_find() -> None:
-    header = libraries("vllm-0.5.2-cp38-abi3-manylinux1_x86_64.whl")["vllm/_C.abi3.so"][:4096]
-    bound = elf.search_bound(header)
-    assert bound is not None and bound > 4096
-    assert elf.version_needs(header) is None
-    assert elf.version_needs(header + b"\0" * (bound - len(header))) == elf.VersionNeeds(())
+def test_lld_layout_is_found() -> None:
+    """lld writes every Verneed first, then the Vernaux records, all before .dynstr."""
+    data = libraries("vllm-0.27.0-cp38-abi3-manylinux_2_28_x86_64.whl")[
+        "vllm/_rust_tool_parser.abi3.so"
+    ]
+    needs = elf.version_needs(data)
+    assert needs is not None
+    assert [name for name, _ in needs.needs] == [
+        "libgcc_s.so.1",
+        "libpthread.so.0",
+        "libc.so.6",
+        "ld-linux-x86-64.so.2",
+    ]
+    assert needs.glibc_floor == Version("2.28")
 
 
 def test_misaligned_section_is_found() -> None:

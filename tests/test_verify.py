@@ -269,10 +269,19 @@ CASES: list[tuple[str, Callable[[Data], None] | None, str | None, list[tuple[str
         [("VP402", "torch 2.7.1: its wheel needs glibc >= 2.28, this system has 2.17")],
     ),
     (
-        "vllm's WHEEL says linux_x86_64: the matrix file name has the manylinux tag",
-        glibc("2.4"),
+        "vllm's WHEEL says linux_x86_64: the matrix has what its libraries need",
+        glibc("2.28"),
         None,
-        [("VP402", "vllm 0.10.1.1: its wheel needs glibc >= 2.5"), ("VP402", "manylinux1")],
+        [
+            ("VP402", "vllm 0.10.1.1: its wheel needs glibc >= 2.29, this system has 2.28"),
+            ("VP402", "GLIBC_2.29 needed by vllm/_moe_C.abi3.so (ELF .gnu.version_r of vllm-0"),
+        ],
+    ),
+    (
+        "glibc 2.29: every library loads",
+        glibc("2.29"),
+        None,
+        [],
     ),
     (
         "driver too old for CUDA 12.6",

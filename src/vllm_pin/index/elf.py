@@ -16,6 +16,10 @@ a prefix of the file, without either:
 3. a candidate is kept only if every record of its chain has a hash that matches its name at
    that `.dynstr`, then the chain is walked back to the section's first `Verneed`.
 
+GNU ld puts the section after `.dynstr` with each Verneed followed by its Vernaux records; lld
+puts it before `.dynstr` with all Verneeds first (vLLM's Rust `_rust_tool_parser`); patchelf
+moves it to the end of the file (torch's libraries), where only a whole read finds it.
+
 Only the version *names* matter here, so records need not be mapped to virtual addresses.
 Pure: bytes in, facts out; no I/O.
 """
@@ -31,13 +35,11 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import PackageIndexError
 
-__all__ = ["ElfFormatError", "VersionNeeds", "elf_hash", "search_bound", "version_needs"]
+__all__ = ["ElfFormatError", "VersionNeeds", "elf_hash", "version_needs"]
 
 _MAGIC = b"\x7fELF"
 _RECORD = 16  # Elf32/Elf64_Verneed and _Vernaux are both 16 bytes of 32-bit words
 _MAX_AUX = 256  # more records than this in one library is not a real section
-_PT_LOAD = 1
-_PF_X = 1
 _GLIBC_NAME = re.compile(rb"\0(GLIBC_[0-9][0-9.]*)\0")
 
 
@@ -104,32 +106,6 @@ def _endian(data: bytes) -> str:
     return "<" if data[5] == 1 else ">"
 
 
-def search_bound(data: bytes) -> int | None:
-    """How far into the file the section can lie: the end of the first PT_LOAD when that
-    segment is not executable (the linker puts `.gnu.version_r` there, before the code).
-    None when the program headers do not tell (then only the whole file does).
-    """
-    end = _endian(data)
-    is64 = data[4] == 2
-    if len(data) < (64 if is64 else 52):
-        return None
-    phoff = struct.unpack_from(end + ("Q" if is64 else "I"), data, 32 if is64 else 28)[0]
-    phentsize, phnum = struct.unpack_from(end + "HH", data, 54 if is64 else 42)
-    if phentsize < (56 if is64 else 32):
-        return None
-    for i in range(phnum):
-        at = phoff + i * phentsize
-        if at + phentsize > len(data):
-            return None
-        if is64:
-            p_type, flags, offset, _, _, filesz = struct.unpack_from(end + "IIQQQQ", data, at)
-        else:
-            p_type, offset, _, _, filesz, _, flags = struct.unpack_from(end + "IIIIIII", data, at)
-        if p_type == _PT_LOAD:
-            return None if flags & _PF_X or offset != 0 else int(filesz)
-    return None
-
-
 def _cstr(data: bytes, at: int) -> bytes | None:
     """The NUL-terminated string at `at`; None when it runs past the data."""
     if at < 0 or at >= len(data):
@@ -176,7 +152,7 @@ def _candidates(data: bytes, end: str) -> Iterator[tuple[int, int]]:
     for match in _GLIBC_NAME.finditer(data):
         name = match.group(1)
         needle = struct.pack(end + "I", elf_hash(name))
-        at = data.find(needle, match.end())
+        at = data.find(needle)  # lld puts the section before .dynstr, GNU ld after it
         while at >= 0:
             if at + _RECORD <= len(data):  # not always 4-aligned in the file (patchelf)
                 name_offset = struct.unpack_from(end + "I", data, at + 8)[0]
@@ -201,7 +177,7 @@ def _section_start(data: bytes, end: str, vernaux: int, dynstr: int) -> int | No
         back = next(
             (
                 at
-                for at in range(start - 2 * _RECORD, max(-4, start - window), -4)
+                for at in range(start - _RECORD, max(-4, start - window), -4)  # lld: Verneeds first
                 if _links_to(data, end, at, start, dynstr)
             ),
             None,
@@ -220,8 +196,9 @@ def _links_to(data: bytes, end: str, at: int, target: int, dynstr: int) -> bool:
 
 def version_needs(data: bytes, *, whole: bool = False) -> VersionNeeds | None:
     """The version requirements found in `data`, the start of an ELF file (all of it when
-    `whole`). None when `data` does not reach them yet: read more. A file that needs no glibc
-    version gives an empty answer once the data covers `search_bound` (or the whole file).
+    `whole`). None when `data` does not reach them yet: read more. Only the whole file can
+    show that there are none: the section is not always near the start (patchelf moves it to
+    the end: torch's libraries), so no prefix can rule it out.
 
     Raises ElfFormatError for bytes that are not ELF; never anything else.
     """
@@ -238,10 +215,7 @@ def version_needs(data: bytes, *, whole: bool = False) -> VersionNeeds | None:
         regions: list[tuple[int, int]] = []
         needs = tuple(_read_record(data, end, rec, dynstr, regions) for rec in chain)
         return VersionNeeds(needs, tuple(sorted(set(regions))))
-    bound = search_bound(data)
-    if whole or (bound is not None and len(data) >= bound):
-        return VersionNeeds(())
-    return None
+    return VersionNeeds(()) if whole else None
 
 
 def _read_record(

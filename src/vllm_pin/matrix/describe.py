@@ -72,6 +72,7 @@ def _glibc(plat: Platform) -> dict[str, Any]:
     out: dict[str, Any] = {
         "value": str(needs.value),
         "source": needs.source,
+        "from": _glibc_from(plat),
         "floor_source": plat.glibc_floor_source,
     }
     if plat.glibc_floor_source == "elf":
@@ -80,6 +81,11 @@ def _glibc(plat: Platform) -> dict[str, Any]:
     if plat.glibc_unread:
         out["unread"] = list(plat.glibc_unread)
     return out
+
+
+def _glibc_from(plat: Platform) -> str:
+    """What decides the glibc a wheel needs: "elf" (its libraries) or "tag" (manylinux)."""
+    return "elf" if plat.needs_glibc.value > plat.min_glibc else "tag"
 
 
 def _package_facts(m: Matrix, name: str, req: Requirement) -> dict[str, Any]:
@@ -130,6 +136,6 @@ def release_row(release: Release, machine: Machine) -> dict[str, Any]:
     plat = release.platforms.get(machine)
     row["min_glibc"] = str(plat.min_glibc) if plat else None
     row["glibc"] = str(plat.needs_glibc.value) if plat else None
-    row["glibc_floor_source"] = plat.glibc_floor_source if plat else None
+    row["glibc_from"] = _glibc_from(plat) if plat else None
     row["pins"] = [str(r) for r in plat.pins] if plat else []
     return row

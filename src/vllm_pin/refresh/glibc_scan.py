@@ -25,7 +25,7 @@ from vllm_pin.index.zipread import ZipEntry, ZipReadError
 __all__ = ["LIMIT", "PARSER_VERSION", "WheelGlibc", "collect", "is_library", "library_floor"]
 
 #: bump when what is read changes, so cached answers are read again
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 #: the most inflated bytes read of one library before giving up on it
 LIMIT = 16 * 2**20
 _LIBRARY = re.compile(r"\.so(?:\.\d+)*$")
