@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
 def matrix(opts: MatrixOptions) -> int:
     """Print every release of the variant (since ``opts.since``) as a table or JSON; 0."""
     m = load_matrix()
-    releases = m.releases(m.variant(opts.variant).distribution)
+    dist = m.variant(opts.variant).distribution
+    releases = m.releases(dist)
+    community = m.builds.community.get(dist)
+    note = community.note if community else ""
     if opts.since:
         try:
             since = SpecifierSet(f">={Version(opts.since)}")
@@ -71,8 +74,10 @@ def matrix(opts: MatrixOptions) -> int:
             raise VllmPinError(f"--since {opts.since!r} is not a version (e.g. 0.10)") from None
         releases = [r for r in releases if since.contains(r.version, prereleases=True)]
     if opts.json:
-        print(json.dumps([release_row(r, opts.machine) for r in releases], indent=2))
+        print(json.dumps([release_row(r, opts.machine, note) for r in releases], indent=2))
         return 0
+    if note:
+        print(f"note: {note}")
     _print_table(releases, opts.machine)
     return 0
 

@@ -66,6 +66,9 @@ def _print_text(info: dict[str, Any], rule: str) -> None:
     for key in ("status", "yanked", "upload_time", "requires_python", "machines"):
         print(f"  {key:16} {info[key]}")
     print(f"  {'from':16} {info['source']}")
+    if "community_build" in info:
+        c = info["community_build"]
+        print(f"  {'community build':16} {c['note']}  <- {c['source']}")
     if "series_default" in info:
         d = info["series_default"]
         print(f"  {'series default':16} {d['value']}  <- {d['source']}")

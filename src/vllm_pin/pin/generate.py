@@ -38,6 +38,8 @@ __all__ = ["generate", "generate_one", "regenerate_command"]
 def generate(options: PinOptions) -> int:
     """The single-release path, or `--all`; the exit code."""
     check_options(options.exclude_newer, options.exclude_newer_package)  # fail before any work
+    if options.all and options.torch_build:
+        raise VllmPinError("--cuda/--torch-backend pin one release; drop --all")
     m = load_matrix(options.matrix_dir)
     if options.all:
         return run_all(m, options)
@@ -45,8 +47,6 @@ def generate(options: PinOptions) -> int:
         raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
     if options.only:
         raise VllmPinError("--only selects envs of --all; add --all")
-    if options.all and options.torch_build:
-        raise VllmPinError("--cuda/--torch-backend pin one release; drop --all")
     return generate_one(m, options)
 
 

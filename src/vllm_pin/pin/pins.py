@@ -170,8 +170,12 @@ def with_torch_build(m: Matrix, pinset: PinSet, build: str) -> PinSet:
     pins = []
     for pin in pinset.pins:
         pinned = exact_pin(pin.requirement)
-        family = canonicalize_name(pin.requirement.name) in TORCH_INDEX_PACKAGES
-        if family and pinned is not None and not pinned.local:
+        name = canonicalize_name(pin.requirement.name)
+        stable = m.builds.stable_abi.get(name)
+        if stable is not None and pinned is not None and stable.applies(pinned):
+            why = f"built on torch's stable ABI, no torch pin: as declared ({stable.sources[0]})"
+            pin = replace(pin, note=why)
+        elif name in TORCH_INDEX_PACKAGES and pinned is not None and not pinned.local:
             req = Requirement(f"{pin.requirement.name}=={pinned}+{build}")
             req.marker = pin.requirement.marker
             pin = Pin(req, pin.source, note)

@@ -80,6 +80,7 @@ def prepare_pyproject(
             p.requirement.name
             for p in pinset.pins
             if canonicalize_name(p.requirement.name) in TORCH_INDEX_PACKAGES
+            and f"+{pinset.torch_build}" in str(p.requirement.specifier)
         ]
         index = f"pytorch-{pinset.torch_build}"
         text = pe.set_torch_index(text, path, extra, index, pinset.torch_index, routed)
