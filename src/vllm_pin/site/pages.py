@@ -19,7 +19,7 @@ from vllm_pin.matrix.describe import describe
 from vllm_pin.matrix.model import Matrix, Release
 from vllm_pin.matrix.observed import Observation, Outcome
 from vllm_pin.matrix.timeline import describe as describe_presence
-from vllm_pin.matrix.timeline import presence
+from vllm_pin.matrix.timeline import presences
 from vllm_pin.names import MACHINES, Machine
 from vllm_pin.pin.generate import regenerate_command
 from vllm_pin.pin.options import PinOptions
@@ -250,8 +250,7 @@ def timeline_index(m: Matrix) -> list[dict[str, Any]]:
     replacements = m.knowledge.replacements
     names |= {r.knob for r in replacements}
     out = []
-    for name in sorted(names):
-        found = presence(entries, name)
+    for name, found in sorted(presences(entries, names).items()):
         out.append(
             {
                 "name": name,
