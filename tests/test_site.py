@@ -1,5 +1,6 @@
 """`vllm-pin site`: the site rendered from the committed matrix, checked against the commands
-whose output it shows (pin, show, fit's data, timeline) and against its size and time budget.
+whose output it shows (pin, show, fit's data, timeline) and against its size budget (its
+time, < 3 s, is measured by benchmarks/site_speed.py against a baseline of the same run).
 
 The answers of the "Will it run here?" page are compared with `vllm-pin fit --json` by the
 page's own script in a real browser: tests/test_site_browser.py.
@@ -13,7 +14,6 @@ import io
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,7 +29,6 @@ from vllm_pin.matrix.paths import default_matrix_dir
 pytest.importorskip("jinja2", reason="the site needs the [site] extra (Jinja2)")
 
 MAX_SITE_BYTES = 5_000_000
-MAX_SECONDS = 3.0
 
 
 def _run(argv: list[str]) -> tuple[int, str]:
@@ -294,20 +293,6 @@ def test_site_is_self_contained(site: Path) -> None:
 def test_site_is_under_5_mb(site: Path) -> None:
     total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
     assert total < MAX_SITE_BYTES, total
-
-
-def test_site_builds_in_under_3_seconds_of_cpu(tmp_path: Path) -> None:
-    """CPU time of the whole command (interpreter start included): wall time on a shared
-    machine measures the neighbours too; benchmarks/site_speed.py reports both."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [sys.executable, "-m", "vllm_pin", "site", "-o", str(tmp_path / "out")],
-        check=True,
-        capture_output=True,
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert cpu < MAX_SECONDS, cpu
 
 
 def test_without_jinja2_one_line_and_nothing_written(tmp_path: Path) -> None:
