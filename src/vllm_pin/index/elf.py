@@ -202,6 +202,8 @@ def version_needs(data: bytes, *, whole: bool = False) -> VersionNeeds | None:
 
     Raises ElfFormatError for bytes that are not ELF; never anything else.
     """
+    if len(data) < 16 and not whole and _MAGIC.startswith(data[:4]):
+        return None  # too short to tell
     end = _endian(data)
     for vernaux, dynstr in _candidates(data, end):
         if dynstr < 0:

@@ -212,33 +212,27 @@ def iter_member_prefix(
 ) -> Iterator[bytes]:
     """Ever longer starts of one member, inflated, for a reader that stops once it has enough.
 
-    Each step range-reads twice as many compressed bytes as the one before (from `first`),
-    and inflates them with a streaming decompressor held to `limit` bytes of output, so neither
-    the whole member nor more than `limit` inflated bytes are ever held. The last prefix
-    yielded is the whole member (CRC checked) or its first `limit` bytes.
+    The first range read takes the local header and `first` compressed bytes; each later one
+    twice as many as the one before. They are inflated by a streaming decompressor held to
+    `limit` bytes of output, so neither the whole member nor more than `limit` inflated bytes
+    are ever held. The last prefix yielded is the whole member (CRC checked) or its first
+    `limit` bytes.
     """
-    head = _read(
-        fetch,
-        entry.header_offset,
-        entry.header_offset + _LOCAL_HEADER_LEN,
-        f"the local header of {entry.name}",
-        label,
-    )
-    if head[:4] != _LOCAL_SIG:
+    span = _LOCAL_HEADER_LEN + len(entry.name.encode()) + _LOCAL_EXTRA_SLACK + first
+    data = fetch(entry.header_offset, entry.header_offset + span)
+    if len(data) < _LOCAL_HEADER_LEN or data[:4] != _LOCAL_SIG:
         raise ZipReadError(f"{label}: corrupt zip: no local header for {entry.name}")
     if entry.method not in (0, 8):
         raise ZipReadError(
             f"{label}: unsupported zip compression method {entry.method} for {entry.name}"
         )
-    start = entry.header_offset + _LOCAL_HEADER_LEN + _u16(head, 26) + _u16(head, 28)
+    start = entry.header_offset + _LOCAL_HEADER_LEN + _u16(data, 26) + _u16(data, 28)
     stop = start + entry.compressed_size
+    chunk = data[start - entry.header_offset : stop - entry.header_offset]
+    pos, step = start + len(chunk), first
     inflater = zlib.decompressobj(-15)
     out = bytearray()
-    pos, step = start, first
     while True:
-        chunk = _read(fetch, pos, min(stop, pos + step), entry.name, label)
-        pos += len(chunk)
-        step *= 2
         room = limit - len(out)
         try:
             out += chunk[:room] if entry.method == 0 else inflater.decompress(chunk, room)
@@ -251,6 +245,10 @@ def iter_member_prefix(
             and (len(out) != entry.uncompressed_size or zlib.crc32(out) != entry.crc)
         ):
             raise ZipReadError(f"{label}: corrupt zip: CRC or size mismatch for {entry.name}")
-        yield bytes(out)
+        if out or whole:
+            yield bytes(out)
         if whole or len(out) >= limit:
             return
+        step *= 2
+        chunk = _read(fetch, pos, min(stop, pos + step), entry.name, label)
+        pos += len(chunk)
