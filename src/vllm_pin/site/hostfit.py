@@ -54,7 +54,7 @@ ARCHS = {
     "sm_120": "RTX 50xx, RTX PRO 6000",
 }
 PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-PROBE_PYTHON = Version("3.12")  # the Python of the probes that vary another fact
+PROBE_PYTHON = "3.12"  # the Python of the probes that vary another fact
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class _Strings:
 
 Key = tuple[str, str]  # (variant, version)
 Answers = dict[Key, tuple[str, ...]]
-HIGH_DRIVER = Version("9999")  # a driver every CUDA build accepts: the host has a GPU
+HIGH_DRIVER = "9999"  # a driver every CUDA build accepts: the host has a GPU
 
 
 def _answers(m: Matrix, host: Host, variants: Sequence[str] = VARIANTS) -> Answers:
@@ -140,14 +140,14 @@ def _per_choice(
 
 def _machine_tables(m: Matrix, machine: str, lists: dict[str, list[Choice]]) -> dict[str, Any]:
     """fit's reasons on ``machine``, split by the fact they depend on."""
-    base = _answers(m, Host(machine, PROBE_PYTHON))  # no GPU
-    gpu = _answers(m, Host(machine, PROBE_PYTHON, driver=HIGH_DRIVER))  # a GPU, any driver
+    base = _answers(m, Host.parse(machine, PROBE_PYTHON))  # no GPU
+    gpu = _answers(m, Host.parse(machine, PROBE_PYTHON, driver=HIGH_DRIVER))  # a GPU, any driver
     no_gpu = _minus(base, gpu)  # "no NVIDIA GPU on this host"
     with_gpu = _minus(gpu, base)  # reasons any GPU gets (a CPU-only torch build)
     python = _per_choice(
-        m, lists["python"], lambda v: Host(machine, Version(v), driver=HIGH_DRIVER), [with_gpu]
+        m, lists["python"], lambda v: Host.parse(machine, v, driver=HIGH_DRIVER), [with_gpu]
     )
-    probe = python[PYTHONS.index(str(PROBE_PYTHON))]
+    probe = python[PYTHONS.index(PROBE_PYTHON)]
     cuda = ("cuda",)  # the cpu variant never depends on the driver or the GPU
     return {
         "no_gpu": no_gpu,
@@ -155,18 +155,18 @@ def _machine_tables(m: Matrix, machine: str, lists: dict[str, list[Choice]]) -> 
         "glibc": _per_choice(
             m,
             lists["glibc"],
-            lambda v: Host(machine, PROBE_PYTHON, glibc=Version(v), driver=HIGH_DRIVER),
+            lambda v: Host.parse(machine, PROBE_PYTHON, glibc=v, driver=HIGH_DRIVER),
             [gpu],
         ),
         "driver": _per_choice(
             m,
             lists["driver"],
-            lambda v: Host(machine, PROBE_PYTHON, driver=Version(v)),
+            lambda v: Host.parse(machine, PROBE_PYTHON, driver=v),
             [probe],
             cuda,
         ),
         "arch": _per_choice(
-            m, lists["arch"], lambda v: Host(machine, PROBE_PYTHON, gpus=(v,)), [probe], cuda
+            m, lists["arch"], lambda v: Host.parse(machine, PROBE_PYTHON, gpus=(v,)), [probe], cuda
         ),
     }
 
@@ -177,7 +177,7 @@ def fit_table(m: Matrix) -> dict[str, Any]:
     tables = {machine: _machine_tables(m, machine, lists) for machine in MACHINES}
     strings = _Strings()
     rows = []
-    for f in fit_releases(m, Host("x86_64", PROBE_PYTHON, driver=HIGH_DRIVER)):
+    for f in fit_releases(m, Host.parse("x86_64", PROBE_PYTHON, driver=HIGH_DRIVER)):
         key = (f.variant, str(f.version))
         on: dict[str, dict[str, Any]] = {}
         for machine, t in tables.items():
