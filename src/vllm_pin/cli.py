@@ -62,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vllm_pin.commands.gpu_sweep",
         "run every attention backend x cudagraph mode on a GPU",
     ),
+    "site": ("vllm_pin.commands.site", "write the matrix as a static site (needs vllm-pin[site])"),
 }
 
 EXAMPLES = """examples:

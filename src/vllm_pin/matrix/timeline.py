@@ -49,6 +49,8 @@ KINDS: dict[str, str] = {
 KNOBS: dict[str, str] = {"cudagraph_mode": "cudagraph-modes"}
 """`compilation_config={"cudagraph_mode": ...}` exists exactly where CUDAGraphMode does."""
 
+_FIELDS = {kind: kind.replace("-", "_") for kind in KINDS}
+
 
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -65,12 +67,8 @@ class TimelineEntry:
 
     def names(self, kind: str) -> frozenset[str]:
         """The names of one kind (a key of KINDS)."""
-        return {
-            "env-vars": self.env_vars,
-            "attention-backends": self.attention_backends,
-            "cudagraph-modes": self.cudagraph_modes,
-            "engine-args": self.engine_args,
-        }[kind]
+        names: frozenset[str] = getattr(self, _FIELDS[kind])  # no dict per call: hot in presence
+        return names
 
     def known(self, kind: str) -> bool:
         """Whether the release shipped the file that defines this kind at all.
@@ -206,20 +204,34 @@ def _spans(versions: list[Version], has: Iterable[bool]) -> tuple[tuple[Version,
 
 def presence(entries: Mapping[Version, TimelineEntry], name: str) -> list[Presence]:
     """Every kind under which `name` exists somewhere (usually one)."""
+    return presences(entries, [name])[name]
+
+
+def presences(
+    entries: Mapping[Version, TimelineEntry], names: Iterable[str]
+) -> dict[str, list[Presence]]:
+    """:func:`presence` of many names, reading each release's sets once (the site asks for
+    every name)."""
     versions = sorted(entries)
-    found: list[Presence] = []
+    sets = {kind: [entries[v].names(kind) for v in versions] for kind in KINDS}
+    first_known: dict[str, Version | None] = {}
     for kind in KINDS:
-        has = [name in entries[v].names(kind) for v in versions]
-        if any(has):
-            known = [v for v in versions if entries[v].known(kind)]
-            first_known = known[0] if known and known[0] != versions[0] else None
-            found.append(Presence(name, KINDS[kind], _spans(versions, has), first_known))
-    knob_kind = KNOBS.get(name)
-    if knob_kind is not None:
-        has = [bool(entries[v].names(knob_kind)) for v in versions]
-        if any(has):
-            found.append(Presence(name, "compilation_config key", _spans(versions, has), None))
-    return found
+        known = [v for v in versions if entries[v].known(kind)]
+        first_known[kind] = known[0] if known and known[0] != versions[0] else None
+    out: dict[str, list[Presence]] = {}
+    for name in names:
+        found: list[Presence] = []
+        for kind in KINDS:
+            has = [name in names_of for names_of in sets[kind]]
+            if any(has):
+                found.append(Presence(name, KINDS[kind], _spans(versions, has), first_known[kind]))
+        knob_kind = KNOBS.get(name)
+        if knob_kind is not None:
+            has = [bool(names_of) for names_of in sets[knob_kind]]
+            if any(has):
+                found.append(Presence(name, "compilation_config key", _spans(versions, has), None))
+        out[name] = found
+    return out
 
 
 def all_names(entries: Mapping[Version, TimelineEntry]) -> set[str]:
