@@ -25,6 +25,8 @@ FORBIDDEN = {
     "doctor": {"provision", "gpu", "commands", "refresh", "pin"},
     "provision": {"gpu", "commands", "refresh"},
     "gpu": {"commands", "refresh", "pin", "provision"},
+    "fit": {"commands", "refresh", "verify", "doctor", "provision", "gpu", "site"},
+    "site": {"commands", "refresh", "provision", "gpu"},
 }
 #: the only places a function may import project code (lazy command loading)
 LAZY_IMPORTS_ALLOWED = {"vllm_pin.cli"}
