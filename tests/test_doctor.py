@@ -89,7 +89,7 @@ CASES = [
         "0.10.1.1",
         "cudagraph-full-flex-attention",
         True,
-        "<0.20.0,>=0.10.1",
+        "<0.11.0,>=0.10.1",
         '"cudagraph_mode": "PIECEWISE"',
         "VLLM_CUDAGRAPH_MODE",
     ),
@@ -186,7 +186,7 @@ def test_text_output_and_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[cudagraph-full-flex-attention]" in out
     assert "vllm 0.10.1.1: affected" in out
     assert 'compilation_config={"cudagraph_mode": "PIECEWISE"}' in out
-    assert "source: https://github.com/vllm-project/vllm/pull/23200" in out
+    assert "source: https://github.com/vllm-project/vllm/blob/v0.10.1.1/vllm/v1/worker/" in out
 
 
 def test_named_knob_in_log_gets_timeline_and_replacement(
@@ -237,7 +237,7 @@ def test_without_vllm_shows_every_fix(
     assert main(["doctor", str(LOGS / SEEDS["seed003"])]) == 0
     out = capsys.readouterr().out
     assert "showing every fix" in out
-    assert out.count("    vllm ") == 3
+    assert out.count("    vllm ") == 4
 
 
 def test_dev_build_uses_the_previous_release_knobs(
