@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import runpy
 import statistics
 import subprocess
 import sys
@@ -25,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from test_doctor_speed import BAR, adversarial_log  # noqa: E402
+#: the adversarial log of the speed tests, shared rather than copied
+SPEED_TESTS = runpy.run_path(str(ROOT / "tests" / "test_doctor_speed.py"))
+BAR: str = SPEED_TESTS["BAR"]
 
 TARGET_S = 1.0
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
         big = Path(tmp) / "big.log"
         bars = "\r".join([f"(EngineCore pid=1) {BAR}"] * (size // 2 // (len(BAR) + 20)))
-        big.write_text(bars + "\n" + adversarial_log(size // 2) + "\n" + error)
+        big.write_text(bars + "\n" + SPEED_TESTS["adversarial_log"](size // 2) + "\n" + error)
         small = Path(tmp) / "small.log"
         small.write_text("hello\n")
         cli = "import sys; from vllm_pin.cli import main; sys.exit(main())"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.cli import main
@@ -26,7 +26,9 @@ from vllm_pin.matrix.model import Matrix, load_matrix
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "fixtures" / "doctor_corpus"
-CASES = {p.stem: tomllib.loads(p.read_text(encoding="utf-8")) for p in sorted(CORPUS.glob("*.toml"))}
+CASES = {
+    p.stem: tomllib.loads(p.read_text(encoding="utf-8")) for p in sorted(CORPUS.glob("*.toml"))
+}
 
 #: words a fix of each kind contains (case-insensitive); "none": the thread settled no fix
 KIND_WORDS: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,10 @@ ROOT = Path(__file__).parent.parent
 #: seconds one signature or analyzer may take on the adversarial log (quadratic takes minutes)
 LIMIT_S = 2.0
 
-BAR = "Capturing CUDA graphs (mixed prefill-decode, FULL):  37%|###7      | 19/51 [00:01<00:02, 12.30it/s]"
+BAR = (
+    "Capturing CUDA graphs (mixed prefill-decode, FULL):  37%|###7 "
+    "     | 19/51 [00:01<00:02, 12.30it/s]"
+)
 #: starts of every error the signatures and analyzers look for, never completed
 PREFIXES = (
     "Capturing CUDA graphs (mixed prefill-decode, FULL) ",

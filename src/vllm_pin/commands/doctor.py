@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_pin.commands._options import add_json
-from vllm_pin.doctor.analyzers import Finding, analyze, known_versions
+from vllm_pin.doctor.analyzers import Finding, Known, analyze, known_versions
 from vllm_pin.doctor.diagnose import Context, Diagnosis, diagnose, make_context, render
 from vllm_pin.doctor.logtext import LogText
 from vllm_pin.doctor.ranking import Ranked, rank
@@ -40,7 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--python",
         metavar="PATH",
-        help="inspect this interpreter's environment (without importing vllm) and join it to the log",
+        help=(
+            "inspect this interpreter's environment (without importing vllm) and join it to the log"
+        ),
     )
     add_json(parser)
 
@@ -87,23 +89,27 @@ def doctor(opts: DoctorOptions) -> int:
                 f"note: {ctx.vllm} is not in timeline.toml; knobs checked against "
                 f"{ctx.entry_version}"
             )
-        _print_versions(known.origin, ctx, known.versions)
+        _print_versions(known)
         _print_ranked(answers, ctx)
     else:
         print("no known issue matches this log; run `vllm-pin verify` to check the environment")
     return 0 if answers else 1
 
 
-def _print_versions(origin: dict[str, str], ctx: Context, versions: dict[str, object]) -> None:
-    shown = [f"{n} {v} ({origin[n]})" for n, v in versions.items() if origin[n] != f"--{n}"]
+def _print_versions(known: Known) -> None:
+    """The versions the answers are for, where they did not come from the command line."""
+    origin = known.origin
+    shown = [f"{n} {v} ({origin[n]})" for n, v in known.versions.items() if origin[n] != f"--{n}"]
     if shown:
         print("versions: " + "; ".join(shown))
 
 
 def _print_ranked(answers: Sequence[Ranked], ctx: Context) -> None:
     if len(answers) > 1:
-        print(f"{len(answers)} matches, most specific first; [{answers[0].id}] ranks first: "
-              f"{answers[0].why}")
+        print(
+            f"{len(answers)} matches, most specific first; [{answers[0].id}] ranks first: "
+            f"{answers[0].why}"
+        )
     for a in answers:
         if a.diagnosis is not None:
             _print_text([a.diagnosis], ctx)

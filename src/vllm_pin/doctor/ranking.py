@@ -46,8 +46,7 @@ def _curated(d: Diagnosis) -> Ranked:
     return Ranked(
         d.issue.id,
         OUTSIDE,
-        f"curated known issue, but the release is outside its affected range "
-        f"(vllm {d.issue.vllm})",
+        f"curated known issue, but the release is outside its affected range (vllm {d.issue.vllm})",
         diagnosis=d,
     )
 
