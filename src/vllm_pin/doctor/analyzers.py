@@ -143,9 +143,11 @@ def torch_cuda(matrix: Matrix, torch: Version | None) -> Version | None:
         return None
 
 
-def min_driver(matrix: Matrix, cuda: Version) -> Version | None:
-    found = matrix.min_driver(f"{cuda.major}.{cuda.minor}")
-    return found.value if found else None
+def min_driver(matrix: Matrix, cuda: Version) -> str | None:
+    """The minimum driver for a CUDA, as curated.toml writes it (580.65.06, not 580.65.6)."""
+    entry = matrix.curated.get("cuda", {}).get(f"{cuda.major}.{cuda.minor}", {})
+    found = entry.get("min-driver")
+    return str(found) if found else None
 
 
 def releases_where(matrix: Matrix, test: Callable[[Release], bool]) -> list[Release]:
@@ -301,11 +303,7 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
                 _rank(72, facts),
             )
         ]
-    abi = (
-        "the C++ ABI (cxx11abi) or version"
-        if "__cxx11" in symbol or "RKSs" in symbol
-        else "version"
-    )
+    abi = "C++ ABI (cxx11abi) or version" if "__cxx11" in symbol or "RKSs" in symbol else "version"
     if owner == "vllm" and _is_source_tree(path):
         fix = (
             "This vllm is a source build that was compiled against another torch: rebuild it "
@@ -338,7 +336,7 @@ def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list
             f"pins it ({_pins_text(matrix, known)})."
         )
     cause = (
-        f"{owner} was compiled against a torch of another {abi} than the "
+        f"{owner} was compiled against a torch with another {abi} than the "
         f"one installed, so {symbol[:60]} is missing."
     )
     return [
@@ -1033,7 +1031,13 @@ def analyze_cuda(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
             if driver
             else " to what torch's CUDA build needs"
         )
-        if supports is not None:
+        if supports is not None and cuda is not None and cuda <= supports:
+            fix = (
+                f"The driver supports CUDA {supports}, enough for the CUDA {cuda} build of the "
+                "torch this vllm pins, so the torch that ran is another build (e.g. a newer CUDA "
+                f"one): reinstall {_pins_text(matrix, known)} from PyPI"
+            )
+        elif supports is not None:
             fitting = newest_release_with_cuda(matrix, supports)
             if fitting is not None:
                 fix += (
