@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from packaging.version import Version
 
 from vllm_pin.cli import main
+from vllm_pin.commands import doctor as command
 from vllm_pin.doctor import diagnose as doctor
 from vllm_pin.matrix import timeline as tl
 from vllm_pin.matrix.knowledge import Knowledge
 from vllm_pin.matrix.model import load_matrix
+from vllm_pin.verify.env import Dist, Env
 
 ROOT = Path(__file__).parent.parent
 LOGS = Path(__file__).parent / "fixtures" / "logs"
@@ -89,7 +92,7 @@ CASES = [
         "0.10.1.1",
         "cudagraph-full-flex-attention",
         True,
-        "<0.20.0,>=0.10.1",
+        "<0.11.0,>=0.10.1",
         '"cudagraph_mode": "PIECEWISE"',
         "VLLM_CUDAGRAPH_MODE",
     ),
@@ -186,7 +189,7 @@ def test_text_output_and_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[cudagraph-full-flex-attention]" in out
     assert "vllm 0.10.1.1: affected" in out
     assert 'compilation_config={"cudagraph_mode": "PIECEWISE"}' in out
-    assert "source: https://github.com/vllm-project/vllm/pull/23200" in out
+    assert "source: https://github.com/vllm-project/vllm/blob/v0.10.1.1/vllm/v1/worker/" in out
 
 
 def test_named_knob_in_log_gets_timeline_and_replacement(
@@ -237,7 +240,7 @@ def test_without_vllm_shows_every_fix(
     assert main(["doctor", str(LOGS / SEEDS["seed003"])]) == 0
     out = capsys.readouterr().out
     assert "showing every fix" in out
-    assert out.count("    vllm ") == 3
+    assert out.count("    vllm ") == 4
 
 
 def test_dev_build_uses_the_previous_release_knobs(
@@ -279,3 +282,141 @@ def test_gpu_observations_are_cited(
         assert {"observed/0.20.0-h100.toml", "observed/0.20.0-h200.toml"} <= {
             line.split(" <- ")[1].split(" ")[0] for line in observed
         }
+
+
+# -- analyzers, --python and ranking ------------------------------------------------------
+
+UNDEFINED = (
+    "ImportError: /venv/lib/python3.12/site-packages/vllm/_C.abi3.so: undefined symbol: "
+    "_ZN3c1017RegisterOperatorsD1Ev\n"
+)
+
+
+def fake_env(torch: str, vllm: str) -> Env:
+    dists = {n: Dist(n, Version(v)) for n, v in (("torch", torch), ("vllm", vllm))}
+    return Env(
+        executable="/venv/bin/python",
+        python=Version("3.12.3"),
+        markers={},
+        machine="x86_64",
+        glibc=Version("2.35"),
+        dists=dists,
+        torch_cuda="12.8",
+        vllm_site=None,
+        environ={},
+    )
+
+
+def test_python_joins_the_log_to_the_installed_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "symbol.log"
+    log.write_text(UNDEFINED, encoding="utf-8")
+    seen: list[str | None] = []
+
+    def inspect(python: str | None) -> Env:
+        seen.append(python)
+        return fake_env("2.8.0", "0.10.1.1")
+
+    monkeypatch.setattr(command, "inspect_interpreter", inspect)
+    code, data = run_json(capsys, str(log), "--python", "/venv/bin/python")
+    assert code == 0 and seen == ["/venv/bin/python"]
+    assert data["vllm"] == "0.10.1.1"
+    assert data["versions"]["torch"] == "2.8.0 (installed in /venv/bin/python)"
+    (finding,) = [f for f in data["findings"] if f["id"] == "undefined-symbol"]
+    assert "your torch is 2.8.0, vllm 0.10.1.1 was built for 2.7.1" in finding["fix"]
+    assert "torch==2.7.1" in finding["fix"]
+
+
+def test_python_inspects_a_real_interpreter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "symbol.log"
+    log.write_text(UNDEFINED, encoding="utf-8")
+    code, data = run_json(capsys, str(log), "--python", sys.executable, "--vllm", "0.10.1.1")
+    assert code == 0
+    assert data["versions"]["python"].endswith(f"(installed in {sys.executable})")
+
+
+def test_ranking_puts_the_curated_issue_first_and_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["doctor", str(LOGS / "vllm-c-undefined-symbol.log"), "--vllm", "0.10.1.1"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("2 matches, most specific first; [vllm-c-undefined-symbol] ranks first")
+    assert "its exact signature matched and the release is in its affected range" in first
+    assert out.index("[vllm-c-undefined-symbol]") < out.index("[undefined-symbol]")
+
+
+@pytest.mark.parametrize(
+    ("text", "vllm", "finding", "must"),
+    [
+        (
+            "ImportError: /lib64/libc.so.6: version `GLIBC_2.34' not found (required by "
+            "/x/site-packages/flash_attn_2_cuda.cpython-312-x86_64-linux-gnu.so)",
+            None,
+            "glibc-too-old",
+            "build flash-attn on this host",
+        ),
+        (
+            "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the "
+            "current PyTorch installation.",
+            "0.6.3",
+            "gpu-arch-unsupported",
+            "Upgrade vllm to >= ",
+        ),
+        (
+            "ValueError: The checkpoint you are trying to load has model type `qwen3_moe` but "
+            "Transformers does not recognize this architecture.",
+            "0.6.3",
+            "unknown-model-type",
+            "Upgrade vllm to >= 0.8.4",
+        ),
+        (
+            "The model's max seq len (32768) is larger than the maximum number of tokens that "
+            "can be stored in KV cache (20000).",
+            "0.10.1.1",
+            "kv-cache-too-small",
+            "max_model_len=20000",
+        ),
+        (
+            "RuntimeError: The NVIDIA driver on your system is too old (found version 12080).",
+            "0.20.0",
+            "driver-too-old-for-torch",
+            "vllm 0.19.1 is the newest release whose pinned torch",
+        ),
+        (
+            'os.environ["VLLM_ATTENTION_BACKEND"] = "TRITON_ATTN"',
+            "0.26.0",
+            "env-var-not-in-release",
+            "attention_backend engine argument",
+        ),
+    ],
+)
+def test_analyzer_answers_from_the_matrix(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    vllm: str | None,
+    finding: str,
+    must: str,
+) -> None:
+    log = tmp_path / "case.log"
+    log.write_text(text + "\n", encoding="utf-8")
+    code, data = run_json(capsys, str(log), *(["--vllm", vllm] if vllm else []))
+    assert code == 0
+    fixes = {f["id"]: f["fix"] for f in data["findings"]}
+    assert must in fixes[finding], fixes
+
+
+def test_a_client_asking_too_many_completion_tokens_stays_quiet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "client.log"
+    log.write_text(
+        "This model's maximum context length is 6048 tokens. However, you requested 6616 "
+        "tokens (568 in the messages, 6048 in the completion).\n",
+        encoding="utf-8",
+    )
+    assert main(["doctor", str(log), "--vllm", "0.10.1.1"]) == 1

@@ -132,6 +132,10 @@ SIGNATURE_LOGS = {
     "nvidia-driver-too-old": "nvidia-driver-too-old.log",
     "flash-attn-full-cudagraph-0.20": "flash-attn-full-cudagraph-illegal-memory.log",
     "flashinfer-sampler-import": "flashinfer-sampler-missing-0.26.log",
+    "vllm-c-glibc-2.32-before-0.5.3": "vllm-c-glibc-2.32-before-0.5.3.log",
+    "transformers-5-tokenizer-attributes": "transformers-5-tokenizer-attributes.log",
+    "numba-numpy-too-new": "numba-numpy-too-new.log",
+    "vllm-on-windows": "vllm-on-windows.log",
 }
 
 

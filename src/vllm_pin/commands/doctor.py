@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_pin.commands._options import add_json
+from vllm_pin.doctor.analyzers import Finding, Known, analyze, known_versions
 from vllm_pin.doctor.diagnose import Context, Diagnosis, diagnose, make_context, render
+from vllm_pin.doctor.logtext import LogText
+from vllm_pin.doctor.ranking import Ranked, rank
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix.model import load_matrix
+from vllm_pin.verify.env import inspect_interpreter
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class DoctorOptions:
     """A log file, or "-" for standard input."""
     vllm: str | None = None
     torch: str | None = None
+    python: str | None = None
+    """Another interpreter whose installed packages are joined to the log."""
     json: bool = False
 
 
@@ -31,33 +37,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", help="log or traceback file; - reads standard input")
     parser.add_argument("--vllm", help="vllm version to advise for (default: the installed one)")
     parser.add_argument("--torch", help="torch version (default: the installed one)")
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help=(
+            "inspect this interpreter's environment (without importing vllm) and join it to the log"
+        ),
+    )
     add_json(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when a known issue matched, 1 when none did."""
-    return doctor(DoctorOptions(log=args.log, vllm=args.vllm, torch=args.torch, json=args.json))
+    return doctor(
+        DoctorOptions(
+            log=args.log, vllm=args.vllm, torch=args.torch, python=args.python, json=args.json
+        )
+    )
 
 
 def doctor(opts: DoctorOptions) -> int:
-    """Diagnose the log and print the fixes; 0 when a known issue matched, 1 when none did."""
+    """Diagnose the log and print the fixes; 0 when something matched, 1 when nothing did."""
     matrix = load_matrix()
-    ctx = make_context(matrix, opts.vllm, opts.torch)
-    log = _read_log(opts.log)
-    diagnoses = diagnose(log, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
+    env = inspect_interpreter(opts.python) if opts.python else None
+    log = LogText(_read_log(opts.log))
+    known = known_versions(log, make_context(matrix, opts.vllm, opts.torch), env)
+    vllm, torch = known.get("vllm"), known.get("torch")
+    ctx = make_context(matrix, str(vllm) if vllm else None, str(torch) if torch else None)
+    diagnoses = diagnose(log.text, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
+    answers = rank(diagnoses, analyze(log, known, matrix))
     if opts.json:
         print(
             json.dumps(
                 {
                     "vllm": str(ctx.vllm) if ctx.vllm else None,
                     "torch": str(ctx.torch) if ctx.torch else None,
+                    "versions": {n: f"{v} ({known.origin[n]})" for n, v in known.versions.items()},
                     "knobs-checked-against": str(ctx.entry_version) if ctx.entry_version else None,
                     "issues": [d.as_json() for d in diagnoses],
+                    "findings": [a.finding.as_json() for a in answers if a.finding],
+                    "ranking": [{"id": a.id, "rank": a.rank, "why": a.why} for a in answers],
                 },
                 indent=2,
             )
         )
-    elif diagnoses:
+    elif answers:
         if ctx.vllm is None:
             print("vllm is not installed here and --vllm was not given: showing every fix")
         elif ctx.entry_version is not None and ctx.entry_version != ctx.vllm:
@@ -65,10 +89,41 @@ def doctor(opts: DoctorOptions) -> int:
                 f"note: {ctx.vllm} is not in timeline.toml; knobs checked against "
                 f"{ctx.entry_version}"
             )
-        _print_text(diagnoses, ctx)
+        _print_versions(known)
+        _print_ranked(answers, ctx)
     else:
         print("no known issue matches this log; run `vllm-pin verify` to check the environment")
-    return 0 if diagnoses else 1
+    return 0 if answers else 1
+
+
+def _print_versions(known: Known) -> None:
+    """The versions the answers are for, where they did not come from the command line."""
+    origin = known.origin
+    shown = [f"{n} {v} ({origin[n]})" for n, v in known.versions.items() if origin[n] != f"--{n}"]
+    if shown:
+        print("versions: " + "; ".join(shown))
+
+
+def _print_ranked(answers: Sequence[Ranked], ctx: Context) -> None:
+    if len(answers) > 1:
+        print(
+            f"{len(answers)} matches, most specific first; [{answers[0].id}] ranks first: "
+            f"{answers[0].why}"
+        )
+    for a in answers:
+        if a.diagnosis is not None:
+            _print_text([a.diagnosis], ctx)
+        elif a.finding is not None:
+            _print_finding(a.finding)
+
+
+def _print_finding(f: Finding) -> None:
+    print(f"[{f.id}] found: {f.matched.splitlines()[0] if f.matched else ''}")
+    for name, value in f.facts:
+        print(f"  {name}: {value}")
+    print(f"  cause: {f.cause}")
+    print(f"  fix: {f.fix}")
+    print(f"  from: {f.source}")
 
 
 def _read_log(path: str) -> str:

@@ -1,6 +1,10 @@
 """Diagnosis: a log or traceback mapped to its cause and the fix valid for the installed
-versions."""
+versions: curated signatures (diagnose), analyzers that answer from the matrix (analyzers),
+linear log lookups (logtext) and the ranking of all matches (ranking)."""
 
 __all__ = [
+    "analyzers",
     "diagnose",
+    "logtext",
+    "ranking",
 ]

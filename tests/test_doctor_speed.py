@@ -1,0 +1,103 @@
+"""doctor stays linear: every curated signature and every analyzer on a ~1 MB adversarial
+log (cudagraph progress bars redrawn with carriage returns, megabyte lines, thousands of
+prefixes of each error that never complete) and the whole command on a large progress-bar
+log, under time limits. The 10 MB speed target is benchmarks/doctor_speed.py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from vllm_pin.cli import main
+from vllm_pin.doctor import analyzers
+from vllm_pin.doctor.analyzers import Known
+from vllm_pin.doctor.logtext import LogText
+from vllm_pin.matrix.model import Matrix, load_matrix
+
+ROOT = Path(__file__).parent.parent
+#: seconds one signature or analyzer may take on the adversarial log (quadratic takes minutes)
+LIMIT_S = 2.0
+
+BAR = (
+    "Capturing CUDA graphs (mixed prefill-decode, FULL):  37%|###7 "
+    "     | 19/51 [00:01<00:02, 12.30it/s]"
+)
+#: starts of every error the signatures and analyzers look for, never completed
+PREFIXES = (
+    "Capturing CUDA graphs (mixed prefill-decode, FULL) ",
+    "torch._dynamo.exc.Unsupported: Observed exception ",
+    "version `GLIBC_2.32' not ",
+    "undefined symbol",
+    "No module named 'vllm.",
+    "No module named '",
+    'File "/usr/lib/python3/site-packages/vllm/engine/x.py", line 1 ',
+    "C:\\Users\\me\\",
+    "NCCL error ",
+    "has no attribute ",
+    "VLLM_ATTENTION_BACKEND=",
+    "export VLLM_X ",
+    "model type ",
+    "maximum context length is 10 tokens. ",
+    "CUDAGraphMode.FULL is not supported ",
+    "The NVIDIA driver on your system is too ",
+    "Failed to import Triton",
+    "capability sm_",
+    "vllm ",
+    "PyTorch version",
+    "transformers ",
+    "triton ",
+    "is not subscriptable",
+)
+
+
+def adversarial_log(size: int = 1_000_000) -> str:
+    # doctor reads with universal newlines (\r becomes \n); signatures also meet raw \r
+    bars = "\r".join([BAR] * (size // 8 // len(BAR))) + "\n".join([BAR] * (size // 8 // len(BAR)))
+    prefixes = "".join(PREFIXES) * (size // 4 // len("".join(PREFIXES)))
+    lines = "\n".join(p + "x" * 200 for p in PREFIXES) * (size // 4 // (len(PREFIXES) * 220))
+    return "\n".join([bars, prefixes, lines, "y" * (size // 4)])
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return load_matrix(ROOT / "matrix")
+
+
+@pytest.fixture(scope="module")
+def log() -> str:
+    text = adversarial_log()
+    assert 900_000 < len(text) < 1_100_000
+    return text
+
+
+def test_every_signature_is_linear(matrix: Matrix, log: str) -> None:
+    for issue in matrix.knowledge.issues:
+        start = time.perf_counter()
+        issue.signature.search(log)
+        assert time.perf_counter() - start < LIMIT_S, issue.id
+
+
+@pytest.mark.parametrize("analyzer", analyzers.ANALYZERS, ids=lambda a: a.__name__)
+def test_every_analyzer_is_linear(matrix: Matrix, log: str, analyzer: analyzers.Analyzer) -> None:
+    known = Known({"vllm": matrix.releases()[-1].version}, {"vllm": "--vllm"})
+    text = LogText(log)
+    start = time.perf_counter()
+    analyzer(text, known, matrix)
+    text.versions  # noqa: B018 - the printed-version scan is timed too
+    assert time.perf_counter() - start < LIMIT_S
+
+
+def test_large_progress_bar_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2 MB of cudagraph progress bars (the shape that took 44 s on 527 kB) then the error."""
+    monkeypatch.setenv("VLLM_PIN_MATRIX_DIR", str(ROOT / "matrix"))
+    error = (ROOT / "tests/fixtures/logs/flash-attn-full-cudagraph-illegal-memory.log").read_text()
+    path = tmp_path / "bars.log"
+    path.write_text("\r".join([f"(EngineCore pid=1) {BAR}"] * 17_000) + "\n" + error)
+    start = time.perf_counter()
+    assert main(["doctor", str(path), "--vllm", "0.20.0"]) == 0
+    assert time.perf_counter() - start < 10 * LIMIT_S
+    assert "[flash-attn-full-cudagraph-0.20]" in capsys.readouterr().out
