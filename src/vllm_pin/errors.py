@@ -21,3 +21,7 @@ class PackageIndexError(VllmPinError):
 
 class PyprojectError(VllmPinError):
     """A pyproject.toml could not be parsed or edited."""
+
+
+class RequirementSetError(VllmPinError):
+    """A requirements file, pyproject.toml or lock file given to verify cannot be read."""
