@@ -74,6 +74,11 @@ class Dist:
     has_native: bool | None = None
     cuda_links: tuple[str, ...] = ()
     shadowed: tuple[str, ...] = ()
+    cuda_build: str | None = None
+    """CUDA version the build was made for, read from its own files ("" = CPU build)."""
+    cuda_source: str = ""
+    """Where ``cuda_build`` was read, e.g. ``torchvision/version.py __version__ = '0.22.1+cu126'``
+    (a PyPI wheel whose metadata says 0.22.1)."""
 
     @property
     def label(self) -> str:
@@ -151,6 +156,8 @@ def env_from_inspection(data: Mapping[str, Any]) -> Env:
             has_native=raw.get("has_native"),
             cuda_links=tuple(raw.get("cuda_links") or ()),
             shadowed=tuple(raw.get("shadowed_versions") or ()),
+            cuda_build=(raw.get("cuda_build") or {}).get("cuda"),
+            cuda_source=(raw.get("cuda_build") or {}).get("source", ""),
         )
     python = version_or_none(str(data["python_version"]))
     if python is None:
