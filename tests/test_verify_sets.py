@@ -137,6 +137,13 @@ def test_corpus_agrees_with_uv(name: str, capsys: pytest.CaptureFixture[str]) ->
             id="--vllm; an extension the release leaves free needs another torch",
         ),
         pytest.param(
+            {"r.txt": "vllm>=0.10,<0.11\ntorch>=2.7\n"},
+            ["--vllm", "0.11.0"],
+            1,
+            ["VP104 vllm<0.11,>=0.10: ", "says vllm<0.11,>=0.10, but --vllm selects 0.11.0"],
+            id="--vllm outside the set's range",
+        ),
+        pytest.param(
             {"r.txt": "vllm==0.11.0\nflashinfer-python==0.5.2\ntorch==2.8.0\n"},
             [],
             0,

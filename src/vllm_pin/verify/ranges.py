@@ -11,7 +11,7 @@ A bare name constrains nothing.
 - some admitted release fits: fine; a warning when the newest admitted one does not, since a
   resolver may silently pick an old release;
 - none fits: VP106, one problem per clash, naming the releases and the pins;
-- none is admitted: VP107.
+- none is admitted: VP107; ``--vllm`` outside the set's own vllm range: VP104.
 """
 
 from __future__ import annotations
@@ -198,6 +198,16 @@ def judge(
         result.notes.append(
             f"{rs.label} names no {distribution}; judged over every release (it may come "
             "through another package)"
+        )
+    if vllm is not None and not vllm_spec.contains(vllm.version, prereleases=True):
+        result.problems.append(
+            Problem(
+                "VP104",
+                shown,
+                f"{rs.label} says {shown}, but --vllm selects {vllm.version}",
+                "the set is checked against one release; the file would install another",
+                f"widen the vllm requirement in {rs.label}, or pass a --vllm it admits",
+            )
         )
     candidates = [r for r in matrix.releases(distribution) if _admissible(r, machine, python)]
     if vllm is not None:
