@@ -7,13 +7,15 @@ The set is written to a temporary folder: a vllm range, torch-family floors and 
 and 190 other requirements with ranges, markers and comments, split over an ``-r`` include,
 so the run parses every line and judges the ranges over every release of the matrix. Each
 command runs as a fresh process of this interpreter in one run, so the baseline (bare
-interpreter start) is measured under the same load. Medians are reported; the target
+interpreter start) is measured under the same load. Medians of wall and CPU time are
+reported (CPU time stays meaningful where other jobs queue for the cores); the target
 (issue 11) is under 1 s, and under 0.3 s beyond interpreter start (issue 15's stretch target).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,16 +56,23 @@ def write_set(folder: Path) -> Path:
     return main
 
 
-def median_seconds(command: Sequence[str], repeat: int) -> float:
-    """Median wall time of ``command``; a run that does not exit 0 aborts the benchmark."""
-    times = []
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_seconds(command: Sequence[str], repeat: int) -> tuple[float, float]:
+    """Median wall and CPU (user + system) time of ``command``; CPU time stays meaningful on a
+    host where other jobs queue for the cores. A run that does not exit 0 aborts."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        cpu, start = _children_cpu(), time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        times.append(time.perf_counter() - start)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_children_cpu() - cpu)
         if proc.returncode != 0:
             sys.exit(f"bench: `{' '.join(command)}` exited {proc.returncode}: {proc.stderr[-500:]}")
-    return statistics.median(times)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,19 +84,25 @@ def main(argv: list[str] | None = None) -> int:
         req = write_set(Path(tmp))
         verify = [python, str(ROOT / "tools" / "verify_dependencies.py"), "-r", str(req)]
         verify += ["--python-version", "3.11", "--machine", "x86_64"]
-        baseline = median_seconds([python, "-c", "pass"], args.repeat)
-        took = median_seconds(verify, args.repeat)
-    print(f"python -c pass            {baseline:6.3f} s  (baseline, median of {args.repeat})")
+        baseline, baseline_cpu = median_seconds([python, "-c", "pass"], args.repeat)
+        took, took_cpu = median_seconds(verify, args.repeat)
     print(
-        f"verify -r ({LINES} lines)    {took:6.3f} s  = {took / baseline:4.1f}x baseline, "
-        f"{took - baseline:+.3f} s beyond start "
-        f"(target < {TARGET_S:.1f} s; stretch < {TARGET_BEYOND_START_S:.1f} s beyond start)"
+        f"python -c pass            {baseline:6.3f} s wall, {baseline_cpu:6.3f} s CPU "
+        f"(baseline, median of {args.repeat})"
+    )
+    print(
+        f"verify -r ({LINES} lines)    {took:6.3f} s wall, {took_cpu:6.3f} s CPU "
+        f"= {took / baseline:4.1f}x baseline wall, {took - baseline:+.3f} s beyond start"
+    )
+    print(
+        f"targets: < {TARGET_S:.1f} s; stretch < {TARGET_BEYOND_START_S:.1f} s beyond start "
+        f"(CPU beyond start: {took_cpu - baseline_cpu:+.3f} s)"
     )
     met = took < TARGET_S
     stretch = took - baseline < TARGET_BEYOND_START_S
     print(
         f"verify -r: {'meets' if met else 'MISSES'} the target; "
-        f"{'meets' if stretch else 'misses'} the stretch target"
+        f"{'meets' if stretch else 'misses'} the stretch target (wall time)"
     )
     return 0 if met else 1
 
