@@ -382,3 +382,17 @@ def test_extra_without_requirements_is_a_usage_error(capsys: pytest.CaptureFixtu
     rc, out, err = run(["--extra", "vllm"], capsys)
     assert (rc, out) == (2, "")
     assert "use them with -r FILE" in err
+
+
+def test_a_set_without_vllm_is_judged_over_every_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vllm may come through another package (`lm_eval[vllm]`): the torch pins still tell
+    which releases can work."""
+    req = tmp_path / "r.txt"
+    req.write_text("lm_eval[vllm]==0.4.9.1\ntorch==2.6.0\n", encoding="utf-8")
+    rc, out, err = run(["-r", str(req), "--python-version", "3.11", "--explain", "-v"], capsys)
+    assert rc == 0
+    assert "fits: " in out and "0.8.0-0.8.5.post1" in out
+    assert "names no vllm; judged over every release" in err
+    assert "ok: a fitting vLLM release for each set in" in err

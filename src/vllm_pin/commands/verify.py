@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         for note in env.notes:
             print(f"note: {note}", file=sys.stderr)
         if not problems:
-            print(
-                f"ok: {env.vllm.label if env.vllm else 'no vllm'} in {env.source}", file=sys.stderr
-            )
+            what = env.vllm.label if env.vllm else "no vllm"
+            if found.judgements:
+                what = "a fitting vLLM release for each set"
+            print(f"ok: {what} in {env.source}", file=sys.stderr)
     return 1 if problems else 0
