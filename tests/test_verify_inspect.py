@@ -324,6 +324,10 @@ EXTENSIONS: dict[str, tuple[str, dict[str, bytes]]] = {
     "tv-cu118": ("0.22.1+cu118", {"torchvision/version.py": _version_py("0.22.1+cu118")}),
     "tv-cpu": ("0.22.1", {"torchvision/version.py": _version_py("0.22.1+cpu")}),
     "ta-2.11": ("2.11.0", {"torchaudio/version.py": _version_py("2.11.0+cu128")}),
+    "vllm-cu128": (
+        "0.10.1.1",
+        {"vllm/_version.py": b"__version__ = version = '0.10.1.1+cu128'\n"},
+    ),
     "xf-cpp-lib": (
         "0.0.31",
         {
@@ -362,6 +366,17 @@ EXTENSIONS: dict[str, tuple[str, dict[str, bytes]]] = {
             "VP303",
             ["built for CUDA 12.6", "read from xformers/cpp_lib.json", "whl/cu118"],
             id="xformers build from cpp_lib.json",
+        ),
+        pytest.param(
+            ("2.7.1+cu126", "12.6"),
+            "vllm-cu128",
+            "VP303",
+            [
+                "VP303 vllm 0.10.1.1: built for CUDA 12.8, torch 2.7.1+cu126 for CUDA 12.6; "
+                "read from vllm/_version.py __version__ = '0.10.1.1+cu128'",
+                "'torch==2.7.1+cu128' --extra-index-url https://download.pytorch.org/whl/cu128",
+            ],
+            id="a vllm built for another CUDA than torch",
         ),
         pytest.param(
             ("2.13.0", "13.0"),

