@@ -188,6 +188,11 @@ def _direct_url(dist: metadata.Distribution) -> Any:
 
 
 def _located(dist: metadata.Distribution, member: str) -> str | None:
+    """Where an installed file of ``dist`` is: beside its dist-info (one stat), else wherever
+    its RECORD puts it (a scan: torch's RECORD lists some 15k files)."""
+    direct = str(dist.locate_file(member))
+    if os.path.isfile(direct):
+        return direct
     for f in _files(dist):
         if str(f).replace("\\", "/") == member:
             return str(dist.locate_file(f))
