@@ -307,3 +307,128 @@ def test_imports_option_explains_failures(
         ),
         "`from vllm import LLM`": ("fails: ModuleNotFoundError: No module named 'vllm'", *other),
     }
+
+
+def _version_py(version: str, cuda: str | None = None) -> bytes:
+    """A version.py as the PyTorch builds write it: the full build version, and for torch
+    the CUDA it was built for."""
+    text = f"__version__ = '{version}'\ngit_version = 'abc'\n"
+    if cuda is not None:
+        text += f"cuda: Optional[str] = {cuda!r}\n" if cuda else "cuda: Optional[str] = None\n"
+    return text.encode()
+
+
+#: name -> (metadata version, files): PyPI builds say 0.22.1 in METADATA, +cu126 in version.py
+EXTENSIONS: dict[str, tuple[str, dict[str, bytes]]] = {
+    "tv-pypi-cu126": ("0.22.1", {"torchvision/version.py": _version_py("0.22.1+cu126")}),
+    "tv-cu118": ("0.22.1+cu118", {"torchvision/version.py": _version_py("0.22.1+cu118")}),
+    "tv-cpu": ("0.22.1", {"torchvision/version.py": _version_py("0.22.1+cpu")}),
+    "ta-2.11": ("2.11.0", {"torchaudio/version.py": _version_py("2.11.0+cu128")}),
+    "vllm-cu128": (
+        "0.10.1.1",
+        {"vllm/_version.py": b"__version__ = version = '0.10.1.1+cu128'\n"},
+    ),
+    "xf-cpp-lib": (
+        "0.0.31",
+        {
+            "xformers/version.py": _version_py("0.0.31"),
+            "xformers/cpp_lib.json": json.dumps({"version": {"torch": "2.7.1+cu126"}}).encode(),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("torch", "extension", "code", "expected"),
+    [
+        pytest.param(
+            ("2.7.1+cu118", "11.8"),
+            "tv-pypi-cu126",
+            "VP303",
+            [
+                "VP303 torchvision 0.22.1: built for CUDA 12.6, torch 2.7.1+cu118 for CUDA 11.8; "
+                "read from torchvision/version.py __version__ = '0.22.1+cu126'",
+                "'torchvision==0.22.1+cu118' --extra-index-url https://download.pytorch.org/whl/cu118",
+            ],
+            id="issue 11: PyPI torchvision beside a cu118 torch",
+        ),
+        pytest.param(("2.7.1+cu118", "11.8"), "tv-cu118", None, [], id="matching builds"),
+        pytest.param(
+            ("2.7.1", "12.6"),
+            "tv-cpu",
+            "VP302",
+            ["VP302 torchvision 0.22.1: a CPU build of torchvision beside the CUDA torch 2.7.1"],
+            id="CPU torchvision (read from version.py) beside a CUDA torch",
+        ),
+        pytest.param(
+            ("2.7.1+cu118", "11.8"),
+            "xf-cpp-lib",
+            "VP303",
+            ["built for CUDA 12.6", "read from xformers/cpp_lib.json", "whl/cu118"],
+            id="xformers build from cpp_lib.json",
+        ),
+        pytest.param(
+            ("2.7.1+cu126", "12.6"),
+            "vllm-cu128",
+            "VP303",
+            [
+                "VP303 vllm 0.10.1.1: built for CUDA 12.8, torch 2.7.1+cu126 for CUDA 12.6; "
+                "read from vllm/_version.py __version__ = '0.10.1.1+cu128'",
+                "'torch==2.7.1+cu128' --extra-index-url https://download.pytorch.org/whl/cu128",
+            ],
+            id="a vllm built for another CUDA than torch",
+        ),
+        pytest.param(
+            ("2.13.0", "13.0"),
+            "ta-2.11",
+            None,
+            [],
+            id="torchaudio 2.11 (stable ABI) beside torch 2.13",
+        ),
+    ],
+)
+def test_cuda_build_mix_in_an_installed_env(
+    bare_venv: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    torch: tuple[str, str],
+    extension: str,
+    code: str | None,
+    expected: list[str],
+) -> None:
+    """A real venv of hand-made dist-info folders and version files, inspected by the real
+    inspect_env run with that venv's interpreter (`--python`)."""
+    python, site = bare_venv
+    version, cuda = torch
+    make_dist(site, "torch", version, files={"torch/version.py": _version_py(version, cuda)})
+    ext_version, files = EXTENSIONS[extension]
+    name = next(iter(files)).split("/")[0]
+    make_dist(site, name, ext_version, files=files)
+    rc = main(["verify", "--matrix", str(MATRIX), "--python", str(python), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    codes = [p["code"] for p in report["problems"]]
+    assert codes == ([code] if code else []), codes
+    assert rc == (1 if code else 0)
+    for part in expected:
+        assert part in report["problems"][0]["line"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "cuda"),
+    [
+        ({"version": {"torch": "2.7.1+cu126", "cuda": 11080}}, "12.6"),
+        ({"version": {"cuda": 12080}}, "12.8"),
+        ({"version": {"cuda": "12.4"}}, "12.4"),
+        ({"version": {"torch": "2.7.1+cpu", "cuda": None}}, ""),
+        ({"version": {"cuda": 0}}, None),
+        ({"env": {}}, None),
+    ],
+)
+def test_xformers_cpp_lib_json(
+    tmp_path: Path, payload: dict[str, object], cuda: str | None
+) -> None:
+    site = tmp_path / "site"
+    files = {"xformers/cpp_lib.json": json.dumps(payload).encode()}
+    make_dist(site, "xformers", "0.0.31", files=files)
+    data = inspect_env.inspect([str(site)])
+    build = data["distributions"]["xformers"]["cuda_build"]
+    assert (build["cuda"] if build else None) == cuda

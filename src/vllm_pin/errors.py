@@ -26,3 +26,7 @@ class PyprojectError(VllmPinError):
 #: what reading a Python source text from a wheel or an environment can raise when the text is
 #: not UTF-8, not Python, or nested too deeply for the parser (a broken or hostile file)
 UNPARSABLE_SOURCE = (UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError)
+
+
+class RequirementSetError(VllmPinError):
+    """A requirements file, pyproject.toml or lock file given to verify cannot be read."""

