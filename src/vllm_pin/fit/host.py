@@ -8,8 +8,6 @@ machine: the NVIDIA driver and each GPU's compute capability from ``nvidia-smi``
 from __future__ import annotations
 
 import platform
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import VllmPinError
+from vllm_pin.hostinfo import nvidia_smi
 from vllm_pin.in_env.inspect_env import glibc_version
 from vllm_pin.matrix.builds import parse_sm
 from vllm_pin.names import MACHINES
@@ -132,20 +131,8 @@ def parse_nvidia_smi(out: str) -> tuple[str | None, tuple[str, ...]]:
 
 
 def _nvidia_smi() -> tuple[str | None, tuple[str, ...]]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None, ()
-    try:
-        done = subprocess.run(
-            [exe, "--query-gpu=driver_version,compute_cap", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None, ()
-    return parse_nvidia_smi(done.stdout) if done.returncode == 0 else (None, ())
+    out = nvidia_smi("driver_version", "compute_cap")
+    return (None, ()) if out is None else parse_nvidia_smi(out)
 
 
 def detect_host(

@@ -8,8 +8,6 @@ also run on a requirements file; each Problem carries the command that fixes it.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -19,6 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
+from vllm_pin.hostinfo import nvidia_smi
 from vllm_pin.matrix.core_metadata import version_or_none
 from vllm_pin.matrix.model import Matrix
 from vllm_pin.names import DISTRIBUTIONS
@@ -435,21 +434,8 @@ def _python_suggestion(spec: SpecifierSet) -> str:
 
 def nvidia_driver() -> Version | None:
     """The NVIDIA driver version from nvidia-smi, or None where there is none (quietly)."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        done = subprocess.run(
-            [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    first = (done.stdout.strip().splitlines() or [""])[0].strip()
-    return version_or_none(first) if done.returncode == 0 and first else None
+    lines = (nvidia_smi("driver_version", timeout=15) or "").split()
+    return version_or_none(lines[0]) if lines else None
 
 
 def check_driver(env: Env, ctx: Context, driver: Version | None) -> Iterator[Problem]:
