@@ -25,7 +25,7 @@ from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index import zipread
 from vllm_pin.matrix.model import Matrix, load_matrix
 from vllm_pin.matrix.tomlfields import Fields
-from vllm_pin.verify.env import read_requirements
+from vllm_pin.verify.requirement_sets import read_requirements_file
 
 SETTINGS = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 # text that looks like what the parsers read, plus anything else (but no lone surrogates,
@@ -51,11 +51,11 @@ def test_requirement_files(lines: list[str]) -> None:
         path = Path(tmp) / "requirements.txt"
         path.write_text("\n".join(lines), encoding="utf-8")
         try:
-            out = read_requirements(path)
+            out = read_requirements_file(path)
         except VllmPinError as exc:
             one_line(exc)
         else:
-            assert all(isinstance(req, Requirement) for _, req in out)
+            assert all(isinstance(entry.req, Requirement) for entry in out)
 
 
 # -- version strings ------------------------------------------------------------------------
