@@ -364,7 +364,7 @@ def test_ranking_puts_the_curated_issue_first_and_says_why(
             "current PyTorch installation.",
             "0.6.3",
             "gpu-arch-unsupported",
-            "Upgrade vllm to >= ",
+            "upgrade vllm to >= 0.10.2, the first release whose torch (2.8.0+cu128",
         ),
         (
             "ValueError: The checkpoint you are trying to load has model type `qwen3_moe` but "

@@ -1,8 +1,10 @@
 """Analyzers: one parser per family of errors. Each pulls facts out of the log (library,
 symbol, glibc version, module, model type, sm_XX, versions printed) and answers from the
 matrix: the release's pins and requirements (releases.toml), the CUDA build of each torch and
-the minimum drivers (releases.toml packages, curated.toml [cuda]), the knobs of each release
-(timeline.toml) and the model types curated as config facts.
+the minimum drivers (releases.toml packages, curated.toml [cuda]), the GPU architectures of
+each torch build (curated.toml [torch-builds]), the glibc floors `vllm-pin fit` compares
+(fit.floors), the knobs of each release (timeline.toml) and the model types curated as config
+facts.
 
 Curated known issues (matrix/curated.toml) stay for what no data gives; an analyzer answers
 for any library, symbol or version the log names. Every lookup is literal-anchored
@@ -22,8 +24,10 @@ from packaging.version import InvalidVersion, Version
 from vllm_pin.doctor.diagnose import Context, release_pins, timeline_release
 from vllm_pin.doctor.logtext import LogText
 from vllm_pin.errors import VllmPinError
+from vllm_pin.fit.floors import torch_glibc, vllm_glibc
 from vllm_pin.matrix import timeline as tl
-from vllm_pin.matrix.model import Matrix, Release
+from vllm_pin.matrix.builds import TorchBuilds, build_of_cuda, cuda_of_build
+from vllm_pin.matrix.model import Matrix, Release, Sourced
 from vllm_pin.verify.env import Env
 
 
@@ -154,15 +158,6 @@ def releases_where(matrix: Matrix, test: Callable[[Release], bool]) -> list[Rele
     return [r for r in matrix.releases() if not r.version.is_prerelease and test(r)]
 
 
-def first_release_with_cuda(matrix: Matrix, at_least: Version) -> tuple[Release, Version] | None:
-    """The first vllm release whose pinned torch is built for CUDA >= at_least."""
-    for r in releases_where(matrix, lambda r: True):
-        cuda = torch_cuda(matrix, torch_pin(matrix, r.version))
-        if cuda is not None and cuda >= at_least:
-            return r, cuda
-    return None
-
-
 def newest_release_with_cuda(matrix: Matrix, at_most: Version) -> tuple[Release, Version] | None:
     """The newest vllm release whose pinned torch is built for CUDA <= at_most."""
     for r in reversed(releases_where(matrix, lambda r: True)):
@@ -221,6 +216,68 @@ GLIBC = re.compile(r"GLIBC_(\d+\.\d+)'? not found(?:[^(\n]{0,20}\(required by ([
 
 #: glibc of common bases, to name one that fits
 GLIBC_OF_OS = (("Ubuntu 20.04", "2.31"), ("RHEL/Rocky 9", "2.34"), ("Ubuntu 22.04", "2.35"))
+#: owners whose glibc floor a vllm release decides (the wheel itself or its pinned torch)
+RELEASE_OWNERS = ("vllm", "torch", "a compiled extension")
+
+
+def install_glibc(matrix: Matrix, release: Release) -> Sourced[Version] | None:
+    """The glibc a release's default x86_64 install needs: the higher of its wheel's floor and
+    its pinned torch's, read as `vllm-pin fit` reads them (fit.floors)."""
+    plat = release.platforms.get("x86_64")
+    if plat is None:
+        return None
+    floors = [vllm_glibc(plat)]
+    pin = torch_pin(matrix, release.version)
+    info = matrix.package("torch", pin) if pin else None
+    torch = torch_glibc(info) if info else None
+    if torch is not None:
+        floors.append((torch[0], f"torch {pin}: {torch[1]}"))
+    value, source = max(floors, key=lambda f: f[0])
+    return Sourced(value, source)
+
+
+def release_floors(matrix: Matrix) -> list[tuple[Sourced[Version], Release]]:
+    """Each release with an x86_64 wheel, oldest first, and the glibc its install needs."""
+    return [
+        (f, r)
+        for r in releases_where(matrix, lambda r: r.has_wheel)
+        if (f := install_glibc(matrix, r)) is not None
+    ]
+
+
+def glibc_steps(matrix: Matrix, below: Version) -> list[tuple[Version, Release]]:
+    """For each glibc floor under ``below``, highest first: the newest release whose install
+    needs at most that floor (what a host with that glibc can run)."""
+    floors = [(f.value, r) for f, r in release_floors(matrix) if f.value < below]
+    steps: list[tuple[Version, Release]] = []
+    while floors:
+        floor, newest = floors[-1]
+        steps.append((floor, newest))
+        floors = [(f, r) for f, r in floors if f < floor]
+    return steps
+
+
+def _glibc_releases(matrix: Matrix, host: Version | None, need: Version) -> tuple[str, str]:
+    """The releases that load on the host: the newest whose floor its glibc reaches (when the
+    log or --python tells it), else the newest per floor below the GLIBC_x it lacks."""
+    if host is not None:
+        fitting = [(f, r) for f, r in release_floors(matrix) if f.value <= host]
+        if not fitting:
+            return "", f"no vllm release's wheels load on glibc {host}: use a newer OS"
+        floor, newest = fitting[-1]
+        return str(newest.version), (
+            f"on glibc {host}, vllm {newest.version} is the newest release that loads: "
+            f"its install needs glibc {floor.value} ({floor.source}); install it with its pins "
+            f"(vllm-pin pin --vllm {newest.version})"
+        )
+    steps = glibc_steps(matrix, need)
+    if not steps:
+        return "", ""
+    stairs = "; ".join(f"glibc >= {f}: vllm {r.version}" for f, r in steps)
+    return str(steps[0][1].version), (
+        f"the releases whose install needs less than glibc {need}, newest for each host glibc: "
+        f"{stairs} (ldd --version shows the host's)"
+    )
 
 
 def analyze_glibc(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
@@ -240,16 +297,40 @@ def analyze_glibc(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     if owner == "flash-attn":
         fix += ", or build flash-attn on this host (pip install flash-attn --no-build-isolation)"
     release = _release(matrix, known.get("vllm"))
-    extra = {}
-    if owner == "vllm" and release is not None:
-        platform = release.platform("x86_64")
-        extra["wheel"] = f"{platform.wheel} (tag floor glibc {platform.min_glibc})"
-        if platform.min_glibc < need:
-            fix += (
-                f"; the wheel tag of vllm {release.version} claims glibc {platform.min_glibc} "
-                "but its extension needs more, so a newer OS is the fix"
+    extra: dict[str, str] = {}
+    vllm_or_unknown = owner in ("vllm", "a compiled extension")
+    if vllm_or_unknown and release is not None and "x86_64" in release.platforms:
+        needs = release.platform("x86_64").needs_glibc
+        extra["release-needs"] = f"glibc {needs.value} ({needs.source})"
+        if needs.value >= need:
+            fix += f"; vllm {release.version} needs glibc {needs.value} ({needs.source})"
+            later = next(
+                (
+                    (f, r)
+                    for f, r in release_floors(matrix)
+                    if r.version > release.version and f.value < need
+                ),
+                None,
             )
+            if later is not None:
+                fix += (
+                    f"; or upgrade vllm to >= {later[1].version}, the first later release "
+                    f"whose install needs less (glibc {later[0].value})"
+                )
+        elif owner == "vllm":
+            fix += (
+                f"; vllm {release.version}'s PyPI wheel needs only glibc {needs.value} "
+                f"({needs.source}), so this {path or 'library'} comes from another build (an "
+                f"older vllm, a nightly or a source build): reinstall vllm=={release.version} "
+                "from PyPI"
+            )
+    if owner in RELEASE_OWNERS:
+        newest, text = _glibc_releases(matrix, host, need)
+        if text:
+            fix += f"; or change the release: {text}"
+            extra["newest-fitting-vllm"] = newest
     facts = _facts(known, "vllm", "glibc", needed=f"GLIBC_{need}", library=path, owner=owner)
+    facts = (*facts, *((k, v) for k, v in extra.items() if v))
     return [
         Finding(
             id="glibc-too-old",
@@ -257,8 +338,9 @@ def analyze_glibc(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
             cause=f"{owner} was built on a newer Linux than this one: the dynamic loader "
             f"found no GLIBC_{need} in the host's libc.",
             fix=fix + ".",
-            facts=(*facts, *extra.items()),
-            source=f"{MATRIX} (wheel platform tags)",
+            facts=facts,
+            source=f"{MATRIX} (glibc floors read from the wheels' ELF .gnu.version_r, "
+            "else their manylinux tags)",
             rank=_rank(70, facts),
         )
     ]
@@ -614,6 +696,8 @@ def analyze_triton(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
 # -- GPU architecture ---------------------------------------------------------------------
 
 SM = re.compile(r"capability (sm_\d{2,3})|\b(?:no|without) (sm_\d{2,3})")
+#: torch's own check of the GPU against its arch list (torch/cuda/__init__.py)
+TORCH_ARCH_CHECK = "is not compatible with the current PyTorch installation"
 NO_KERNEL = re.compile(r"no kernel image is available for execution on the device")
 GPU_NAME = re.compile(
     r"RTX 50[5-9]0|RTX PRO 6000 Blackwell|\bB200\b|\bGB200\b|Jetson Thor|\bGB10\b"
@@ -642,6 +726,82 @@ SM_CUDA = {
 }
 
 
+def _build_in_use(torch: Version, tb: TorchBuilds, machine: str) -> str:
+    """The torch build in use: its local label (+cu126), else PyPI's default for the machine."""
+    local = torch.local or ""
+    if local.startswith("cu") or local == "cpu":
+        return local
+    default = tb.default_cuda_on(machine)
+    return build_of_cuda(default) if default else "cpu"
+
+
+def first_release_covering(matrix: Matrix, sm: str, machine: str) -> tuple[Release, str] | None:
+    """The first release whose pinned torch's default PyPI build has kernels for ``sm``
+    (curated.toml [torch-builds] sm lists), and that build."""
+    for r in releases_where(matrix, lambda r: r.has_wheel):
+        pin = torch_pin(matrix, r.version)
+        tb = matrix.builds.torch_builds(pin) if pin else None
+        default = tb.default_cuda_on(machine) if tb else ""
+        if tb and default and tb.runs_on(build_of_cuda(default), sm, machine):
+            return r, build_of_cuda(default)
+    return None
+
+
+def _torch_build_answer(
+    matrix: Matrix, known: Known, sm: str, machine: str, torch_checked: bool
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What the torch build tables say of ``sm`` for the release's (or installed) torch: the
+    build in use lacks it and another build has it (`vllm-pin pin --cuda`), or it has it and
+    the torch that ran is another build (``torch_checked``: torch's own arch check failed) or
+    the missing kernels are vllm's own."""
+    vllm = known.get("vllm")
+    torch = known.get("torch") or torch_pin(matrix, vllm)
+    tb = matrix.builds.torch_builds(torch) if torch else None
+    if tb is None or torch is None:
+        return "", ()
+    used = _build_in_use(torch, tb, machine)
+    runs = False if used == "cpu" else tb.runs_on(used, sm, machine)
+    label = f"torch {tb.version}+{used}" + (" (a CPU-only build)" if used == "cpu" else "")
+    if runs is None:
+        return "", (("torch-build", f"{label}: its sm list is not known ({tb.where})"),)
+    have = "has" if runs else "has no"
+    facts = (("torch-build", f"{label} {have} kernels for {sm} ({tb.where})"),)
+    if runs and torch_checked:
+        return (
+            f"{label} has kernels for {sm}, so the torch that ran is another build: reinstall "
+            f"the torch family as pinned ({_pins_text(matrix, known)})",
+            facts,
+        )
+    if runs:
+        return (
+            f"{label} has kernels for {sm}: the missing ones are vllm's own or another "
+            "extension's, compiled for fewer architectures (reinstall them for this torch build)",
+            facts,
+        )
+    covering = [b for b in tb.cuda_builds() if tb.runs_on(b, sm, machine)]
+    if not covering:
+        unknown = [b for b in tb.cuda_builds() if tb.runs_on(b, sm, machine) is None]
+        return (
+            f"no CUDA build of torch {tb.version} is known to have kernels for {sm} ({tb.where}"
+            + (
+                f"; the {machine} sm lists of {', '.join(unknown)} are not recorded"
+                if unknown
+                else ""
+            )
+            + ")",
+            facts,
+        )
+    build = covering[0]
+    machine_flag = "" if machine == "x86_64" else f" --machine {machine}"
+    command = f"vllm-pin pin --vllm {vllm or 'VERSION'} --cuda {cuda_of_build(build)}"
+    archs = ", ".join(tb.archs(used, machine) or ["none"])
+    return (
+        f"{label} has no kernels for {sm} (it has {archs}); "
+        f"its {build} build has them: {command}{machine_flag}",
+        (*facts, ("covering-build", f"torch {tb.version}+{build}")),
+    )
+
+
 def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
     arch = log.search(SM, "capability sm_", "no sm_", "without sm_")
     kernel = log.search(NO_KERNEL, "no kernel image")
@@ -651,28 +811,37 @@ def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding
     if not sm:
         gpu = log.search(GPU_NAME, "RTX", "B200", "Thor", "GB10")
         sm = next((s for k, s in GPU_SM.items() if gpu and gpu.group(0).startswith(k)), "")
+    machine = "aarch64" if log.has("aarch64", "Jetson") else "x86_64"
     cuda = SM_CUDA.get(sm)
     facts = _facts(known, "vllm", "torch", gpu_arch=sm, needs_cuda=cuda or "")
-    if cuda:
-        first = first_release_with_cuda(matrix, Version(cuda))
+    vllm = known.get("vllm")
+    torch_checked = log.has(TORCH_ARCH_CHECK)
+    answer, build_facts = (
+        _torch_build_answer(matrix, known, sm, machine, torch_checked) if sm else ("", ())
+    )
+    first = first_release_covering(matrix, sm, machine) if sm else None
+    parts = [answer] if answer else []
+    if first is not None and (vllm is None or vllm < first[0].version):
+        pin = torch_pin(matrix, first[0].version)
+        parts.append(
+            f"upgrade vllm to >= {first[0].version}, the first release whose torch "
+            f"({pin}+{first[1]}, PyPI's default build) has kernels for {sm}; reinstall with its "
+            "pins"
+        )
+        facts = (*facts, ("first-vllm", str(first[0].version)))
+    facts = (*facts, *build_facts)
+    if parts:
         fix = (
-            f"{sm} needs a torch and vllm built with CUDA >= {cuda}. "
-            + (
-                (
-                    f"Upgrade vllm to >= {first[0].version} "
-                    f"(it pins torch {torch_pin(matrix, first[0].version)}, "
-                    f"built for CUDA {first[1]}) and reinstall with its pins"
-                )
-                if first
-                else (
-                    "No recorded vllm release pins such a torch: build vllm from "
-                    "source with TORCH_CUDA_ARCH_LIST including it"
-                )
-            )
+            (f"{sm} needs a torch and vllm built with CUDA >= {cuda}: " if cuda else "")
+            + "; or ".join(parts)
             + "; in Docker, use an image built for that CUDA."
         )
-        if first:
-            facts = (*facts, ("first-vllm", str(first[0].version)))
+    elif cuda:
+        fix = (
+            f"{sm} needs a torch and vllm built with CUDA >= {cuda}. No recorded vllm release "
+            "pins such a torch: build vllm from source with TORCH_CUDA_ARCH_LIST including it; "
+            "in Docker, use an image built for that CUDA."
+        )
     else:
         fix = (
             "The GPU's architecture is not compiled into torch or vllm: compare "
@@ -690,7 +859,7 @@ def analyze_gpu_arch(log: LogText, known: Known, matrix: Matrix) -> list[Finding
             cause,
             fix,
             facts,
-            "matrix/releases.toml [packages.torch] CUDA builds",
+            'matrix/curated.toml [torch-builds."X"] sm lists; releases.toml torch pins',
             _rank(58 if cuda else 45, facts),
         )
     ]
