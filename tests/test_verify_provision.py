@@ -7,11 +7,9 @@ Run with `pytest -m provision tests/test_verify_provision.py -s` to see verify's
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -156,17 +154,7 @@ def test_correct_env_imports(correct_env: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "")
 
 
-def test_correct_env_is_quiet_and_fast(correct_env: Path) -> None:
-    """Under 1 s. CPU time (user+sys of the child) is asserted: on a machine shared with other
-    jobs, wall time measures the neighbours; on an idle one the two agree."""
-    walls, cpus = [], []
-    for _ in range(5):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = verify(correct_env)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        assert (done.returncode, done.stdout) == (0, "")
-    print(f"verify on a correct env: best wall {min(walls):.2f} s, best cpu {min(cpus):.2f} s")
-    assert min(cpus) < 1.0
+def test_correct_env_is_quiet(correct_env: Path) -> None:
+    """A correct env: exit 0 and not a word. (How fast: benchmarks/verify_speed.py.)"""
+    done = verify(correct_env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -17,6 +17,9 @@ import pytest
 
 from vllm_pin.cli import main
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_knowledge import SAMPLER_WARNING
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - 3.9/3.10 only
@@ -396,3 +399,29 @@ def test_a_set_without_vllm_is_judged_over_every_release(
     assert "fits: " in out and "0.8.0-0.8.5.post1" in out
     assert "names no vllm; judged over every release" in err
     assert "ok: a fitting vLLM release for each set in" in err
+
+
+@pytest.mark.parametrize(
+    ("version", "variant", "warns"),
+    [
+        ("0.20.0", "cuda", False),
+        ("0.21.0", "cuda", True),
+        ("0.26.0", "cuda", True),
+        ("0.26.0", "cpu", False),
+    ],
+)
+def test_without_a_distribution_engine_starts_need_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, variant: str, warns: bool
+) -> None:
+    """verify --without flashinfer-python: the same findings, plus one stderr line where a
+    CUDA engine start imports it (curated config fact)."""
+    req = tmp_path / "req.txt"
+    pin_args = ["pin", "--matrix", str(MATRIX), "--vllm", version, "--variant", variant]
+    assert main([*pin_args, "-o", str(req)]) == 0
+    capsys.readouterr()
+    args = ["-r", str(req), "--python-version", "3.12", "--machine", "x86_64"]
+    plain = run(args, capsys)
+    code, out, err = run([*args, "--without", "flashinfer-python"], capsys)
+    assert (code, out) == plain[:2]
+    warning = [SAMPLER_WARNING.format(v=version)] * warns
+    assert err.splitlines() == warning + plain[2].splitlines()

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError
 from vllm_pin.matrix.timeline import KINDS, KNOBS, TimelineEntry
 from vllm_pin.matrix.tomlfields import Fields
+from vllm_pin.names import Distribution
+
+CUDA_DISTRIBUTION: Distribution = "vllm"
+"""The distribution of the CUDA wheels: the only one whose engine starts `requires` is about."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class ConfigFact:
     `env_vars`: variables that work in these releases although envs.py's registry lacks them.
     `unsupported`: `NAME=VALUE` settings that exist in the registry but no longer work.
     `backends` / `architectures`: the set the fact is about (informational).
+    `requires`: canonical names of distributions every CUDA engine start of these releases
+    imports; `workaround` says how to start without them (pin/verify warn on `--without`).
     """
 
     id: str
@@ -99,6 +106,8 @@ class ConfigFact:
     unsupported: frozenset[str] = frozenset()
     backends: tuple[str, ...] = ()
     architectures: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    workaround: str = ""
 
     def applies(self, vllm: Version) -> bool:
         return self.vllm.contains(vllm, prereleases=True)
@@ -125,6 +134,24 @@ class Knowledge:
 
     def fact(self, fact_id: str) -> ConfigFact | None:
         return next((f for f in self.facts if f.id == fact_id), None)
+
+    def without_warnings(
+        self, distribution: str, vllm: Version, without: Iterable[str]
+    ) -> list[str]:
+        """One line per `--without` distribution an engine start of this release needs.
+
+        `requires` is about CUDA engine starts, so only the CUDA wheels (`vllm`) are checked.
+        """
+        if canonicalize_name(distribution) != CUDA_DISTRIBUTION:
+            return []
+        left_out = sorted({canonicalize_name(n) for n in without})
+        return [
+            f"warning: {CUDA_DISTRIBUTION} {vllm} needs {name} at every CUDA engine start "
+            f"(config fact {f.id}): without {name} {f.workaround} {f.source}"
+            for name in left_out
+            for f in self.facts
+            if name in f.requires and f.applies(vllm)
+        ]
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -184,6 +211,10 @@ def parse_config_facts(raw: Sequence[Any]) -> list[ConfigFact]:
     out = []
     for index, item in enumerate(raw):
         e = _entry("config-facts", index, item)
+        requires = tuple(canonicalize_name(n) for n in e.strings("requires", required=False))
+        workaround = e.opt("workaround", str, "")
+        if bool(requires) != bool(workaround):
+            raise e.fail("requires and workaround go together")
         out.append(
             ConfigFact(
                 id=e.text("id"),
@@ -195,6 +226,8 @@ def parse_config_facts(raw: Sequence[Any]) -> list[ConfigFact]:
                 unsupported=frozenset(e.strings("unsupported", required=False)),
                 backends=e.strings("backends", required=False),
                 architectures=e.strings("architectures", required=False),
+                requires=requires,
+                workaround=workaround,
             )
         )
     return out

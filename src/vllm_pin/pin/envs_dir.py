@@ -33,6 +33,7 @@ from vllm_pin.pin.pins import (
     effective_sources,
     python_candidates,
     render_requirements,
+    warn_without,
 )
 from vllm_pin.pin.stale import differs, report_stale
 
@@ -164,6 +165,7 @@ def generate_env(
         or default_platform(pinset.platform)
     )
     without = tuple(sorted(options.without or recorded.get("without", [])))
+    warn_without(m, resolution.release, without)
     try:
         cutoff = lock_cutoff(
             resolution.release,

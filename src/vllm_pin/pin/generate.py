@@ -28,6 +28,7 @@ from vllm_pin.pin.pins import (
     explain,
     python_candidates,
     render_requirements,
+    warn_without,
     with_torch_build,
 )
 from vllm_pin.pin.pyproject_extra import prepare_pyproject
@@ -81,6 +82,7 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
 
     release = resolution.release
     print(f"{release.distribution} {release.version}: picked by {resolution.rule}")
+    warn_without(m, release, options.without)
     if options.explain:
         print("\n".join(explain(pinset, m)))
     lock_path = Path(options.lock_output) if options.lock_output else output.with_suffix(".lock")

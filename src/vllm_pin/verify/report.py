@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
-from vllm_pin.matrix.model import Matrix, load_matrix
+from vllm_pin.matrix.model import Matrix, Release, load_matrix
 from vllm_pin.names import Variant
 from vllm_pin.verify.checks import (
     Context,
@@ -224,6 +224,7 @@ def verify(opts: VerifyOptions) -> Verification:
     if matrix is None:
         env.notes.append("matrix not found: checked against installed metadata only")
     ctx = Context(matrix=matrix, install=install, without=without)
+    _warn_without(matrix, [env], without)
     problems = run_checks(
         env, ctx, driver=nvidia_driver(), imports=opts.imports, import_timeout=opts.import_timeout
     )
@@ -262,9 +263,32 @@ def _verify_sets(opts: VerifyOptions, path: Path, without: frozenset[str]) -> Ve
             found = judge(rs, matrix, markers=markers, vllm=release, variant=opts.variant)
             problems += found.problems
             judgements.append(found)
+    _warn_without(matrix, envs, without, release)
     env = envs[0] if envs else _planned_env(str(path), markers)
     env.notes += [n for j in judgements for n in j.notes]
     return Verification(_dedupe(problems), env, judgements)
+
+
+def _warn_without(
+    matrix: Matrix | None,
+    envs: Sequence[Env],
+    without: frozenset[str],
+    release: Release | None = None,
+) -> None:
+    """A stderr line per `--without` distribution every engine start of a checked vllm
+    needs (curated `[[config-facts]]` `requires`); the problems found stay the same."""
+    if matrix is None or not without:
+        return
+    checked = [(d.name, d.version) for e in envs if (d := e.vllm) is not None]
+    if release is not None:
+        checked.append((release.distribution, release.version))
+    lines = [
+        line
+        for distribution, version in checked
+        for line in matrix.knowledge.without_warnings(distribution, version, without)
+    ]
+    for line in dict.fromkeys(lines):
+        print(line, file=sys.stderr)
 
 
 def _planned_env(source: str, markers: dict[str, str]) -> Env:
