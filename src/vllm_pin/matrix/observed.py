@@ -21,6 +21,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError
+from vllm_pin.matrix import cache
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.toml_emit import toml_inline
 from vllm_pin.matrix.tomlfields import Fields
@@ -207,11 +208,11 @@ def load(path: Path, text: str | None = None) -> Observation:
     """Parse and validate one observation file (``text`` instead of reading ``path``)."""
     name = path.name
     try:
-        raw = text if text is not None else path.read_text(encoding="utf-8")
-        data = tomllib.loads(raw)
+        # a committed file comes through the parse cache (keyed by its sha256), as the matrix does
+        data = tomllib.loads(text) if text is not None else cache.read_toml(path)[0]
     except OSError as exc:
         raise MatrixError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or bytes that are not UTF-8
         raise MatrixError(f"{path} is not valid TOML ({exc}); restore it from git") from None
     rd = Fields(f"observed/{name}", data, hint=REGENERATE)
     meta_table = rd.at("[meta]", rd.get("meta", dict))
