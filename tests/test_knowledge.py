@@ -300,8 +300,8 @@ def test_parse_config_facts_checks_requires(raw: dict[str, Any], message: str) -
 
 SAMPLER_WARNING = (
     "warning: vllm {v} needs flashinfer-python at every CUDA engine start (config fact "
-    "flashinfer-sampler-required): without flashinfer-python set VLLM_USE_FLASHINFER_SAMPLER=0 "
-    "https://github.com/vllm-project/vllm/pull/40376"
+    "flashinfer-sampler-required): without flashinfer-python set VLLM_USE_FLASHINFER_SAMPLER=0; "
+    "source: https://github.com/vllm-project/vllm/pull/40376"
 )
 
 

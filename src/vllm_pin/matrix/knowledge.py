@@ -147,7 +147,7 @@ class Knowledge:
         left_out = sorted({canonicalize_name(n) for n in without})
         return [
             f"warning: {CUDA_DISTRIBUTION} {vllm} needs {name} at every CUDA engine start "
-            f"(config fact {f.id}): without {name} {f.workaround} {f.source}"
+            f"(config fact {f.id}): without {name} {f.workaround}; source: {f.source}"
             for name in left_out
             for f in self.facts
             if name in f.requires and f.applies(vllm)
