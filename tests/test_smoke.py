@@ -355,8 +355,10 @@ def test_a_slow_engine_start_says_what_it_waits_for(tmp_path: Path) -> None:
     assert result["timings"]["compile"] == 0.5 and result["timings"]["engine_start"] >= 1.6
     waiting = [x for x in stderr.splitlines() if x.startswith("smoke: still waiting:")]
     assert len(waiting) >= 2
-    assert waiting[-1].startswith("smoke: still waiting: LLM() engine start, ")
-    assert waiting[-1].endswith("((EngineCore pid=7) INFO Capturing CUDA graphs (FULL))")
+    # a progress tick may also land after LLM() returned (first generate) on a loaded machine
+    start = [x for x in waiting if x.startswith("smoke: still waiting: LLM() engine start, ")]
+    assert start, waiting
+    assert start[-1].endswith("((EngineCore pid=7) INFO Capturing CUDA graphs (FULL))")
 
 
 # vllm 0.26.0 without flashinfer-python: the engine process prints the cause, the caller wraps it
