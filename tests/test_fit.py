@@ -12,8 +12,8 @@ from vllm_pin.cli import main
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.fit import Host, ReleaseFit, fit_releases, newest_fit, series_rows
 from vllm_pin.fit.host import detect_host, parse_gpu, parse_nvidia_smi
-from vllm_pin.matrix.builds import gpu_runs, manylinux_glibc, parse_builds
-from vllm_pin.matrix.core_metadata import exact_pin
+from vllm_pin.matrix.builds import gpu_runs, parse_builds
+from vllm_pin.matrix.core_metadata import exact_pin, wheel_glibc
 from vllm_pin.matrix.model import Matrix, load_matrix
 
 
@@ -84,8 +84,8 @@ def test_gpu_runs(gpu: str, sass: tuple[str, ...], ptx: tuple[str, ...], runs: b
         ("x-py3-none-any.whl", None),
     ],
 )
-def test_manylinux_glibc(wheel: str, glibc: str | None) -> None:
-    assert manylinux_glibc(wheel) == (Version(glibc) if glibc else None)
+def test_wheel_glibc(wheel: str, glibc: str | None) -> None:
+    assert wheel_glibc(wheel) == (Version(glibc) if glibc else None)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from vllm_pin.matrix.builds import manylinux_glibc
+from vllm_pin.matrix.core_metadata import wheel_glibc
 
 if TYPE_CHECKING:
     from vllm_pin.matrix.model import PackageInfo, Platform
@@ -28,5 +28,5 @@ def vllm_glibc(platform: Platform) -> tuple[Version, str]:
 
 def torch_glibc(info: PackageInfo) -> tuple[Version, str] | None:
     """The glibc the recorded torch wheel needs; None when the matrix has no wheel for it."""
-    floor = manylinux_glibc(info.wheel)
+    floor = wheel_glibc(info.wheel)
     return None if floor is None else (floor, f"manylinux tag of {info.wheel}")

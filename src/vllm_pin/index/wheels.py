@@ -21,14 +21,10 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from vllm_pin.index.pypi import IndexFile
-from vllm_pin.matrix.core_metadata import version_or_none
+from vllm_pin.matrix.core_metadata import MANYLINUX_TAG, manylinux_glibc, version_or_none
 from vllm_pin.names import MACHINES
 
 #: the machines the matrix has rows for, in the order they are written
-_MANYLINUX = re.compile(
-    r"^manylinux(?:(?P<legacy>1|2010|2014)|_(?P<major>\d+)_(?P<minor>\d+))_(?P<arch>\w+)$"
-)
-_LEGACY_GLIBC = {"1": "2.5", "2010": "2.12", "2014": "2.17"}
 _PY_TAG = re.compile(r"^(?:cp|py)(?P<major>\d)(?P<minor>\d*)$")
 
 
@@ -45,21 +41,15 @@ class Wheel:
     @property
     def machine(self) -> str:
         """x86_64/aarch64 for manylinux wheels; "" for any other platform."""
-        arches = {m.group("arch") for m in map(_MANYLINUX.match, self.platform_tag.split(".")) if m}
+        arches = {
+            m.group("arch") for m in map(MANYLINUX_TAG.match, self.platform_tag.split(".")) if m
+        }
         return next(iter(arches)) if len(arches) == 1 else ""
 
     @property
     def min_glibc(self) -> Version:
         """The lowest glibc any of the wheel's manylinux tags accepts."""
-        found = []
-        for part in self.platform_tag.split("."):
-            m = _MANYLINUX.match(part)
-            if m:
-                legacy = m.group("legacy")
-                found.append(
-                    Version(_LEGACY_GLIBC[legacy] if legacy else f"{m['major']}.{m['minor']}")
-                )
-        return min(found)
+        return min(g for g in map(manylinux_glibc, self.platform_tag.split(".")) if g is not None)
 
     @property
     def newest_python(self) -> Version:

@@ -30,15 +30,12 @@ __all__ = [
     "build_of_cuda",
     "cuda_of_build",
     "gpu_runs",
-    "manylinux_glibc",
     "parse_builds",
     "parse_sm",
 ]
 
 _BUILD = re.compile(r"^(cu\d{3}|cpu|rocm\d+(\.\d+)*)$")
 _SM = re.compile(r"^sm_(\d+)(\d)([a-z]?)$")
-_MANYLINUX = re.compile(r"manylinux(?:(1|2010|2014)|_(\d+)_(\d+))_")
-_LEGACY_GLIBC = {"1": "2.5", "2010": "2.12", "2014": "2.17"}
 
 
 def parse_sm(sm: str) -> tuple[int, int] | None:
@@ -74,14 +71,6 @@ def gpu_runs(gpu: str, sass: tuple[str, ...], ptx: tuple[str, ...] = ()) -> bool
         if built is not None and built[0] == have[0] and built[1] <= have[1]:
             return True
     return any((p := parse_sm(arch)) is not None and p <= have for arch in ptx)
-
-
-def manylinux_glibc(wheel: str) -> Version | None:
-    """The glibc a wheel's manylinux tag claims (``manylinux1`` -> 2.5); None without one."""
-    m = _MANYLINUX.search(wheel)
-    if m is None:
-        return None
-    return Version(_LEGACY_GLIBC[m.group(1)] if m.group(1) else f"{m.group(2)}.{m.group(3)}")
 
 
 @dataclass(frozen=True)

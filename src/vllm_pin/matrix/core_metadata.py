@@ -24,6 +24,28 @@ PACKAGES = tuple(name for name in TORCH_FAMILY if name != "triton")
 #: anomalies about a METADATA file itself (they cannot be re-derived from the document)
 METADATA_PROBLEMS = ("Requires-Python", "Requires-Dist")
 _CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu\d+)?$")
+#: one manylinux platform tag: legacy (manylinux1/2010/2014) or PEP 600 (manylinux_X_Y)
+MANYLINUX_TAG = re.compile(
+    r"^manylinux(?:(?P<legacy>1|2010|2014)|_(?P<major>\d+)_(?P<minor>\d+))_(?P<arch>\w+)$"
+)
+_LEGACY_GLIBC = {"1": "2.5", "2010": "2.12", "2014": "2.17"}
+
+
+def manylinux_glibc(platform_tag: str) -> Version | None:
+    """The glibc one platform tag claims (``manylinux1_x86_64`` -> 2.5); None for others."""
+    m = MANYLINUX_TAG.match(platform_tag)
+    if m is None:
+        return None
+    legacy = m.group("legacy")
+    return Version(_LEGACY_GLIBC[legacy] if legacy else f"{m['major']}.{m['minor']}")
+
+
+def wheel_glibc(filename: str) -> Version | None:
+    """The lowest glibc any manylinux tag of a wheel file name (or a WHEEL ``Tag:`` value)
+    accepts; None without one."""
+    platforms = filename.removesuffix(".whl").rsplit("-", 1)[-1].split(".")
+    found = [g for g in map(manylinux_glibc, platforms) if g is not None]
+    return min(found) if found else None
 
 
 @cache

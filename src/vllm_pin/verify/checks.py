@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.hostinfo import nvidia_smi
-from vllm_pin.matrix.core_metadata import version_or_none
+from vllm_pin.matrix.core_metadata import version_or_none, wheel_glibc
 from vllm_pin.matrix.model import Matrix
 from vllm_pin.names import DISTRIBUTIONS
 from vllm_pin.verify.env import (
@@ -32,8 +32,6 @@ from vllm_pin.verify.env import (
 TORCH_EXTENSIONS = ("torchvision", "torchaudio", "xformers")
 """Native torch extensions: their build (CPU/CUDA) must match torch's."""
 
-_MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
-_MANYLINUX = re.compile(r"^(manylinux1|manylinux2010|manylinux2014|manylinux_(\d+)_(\d+))_")
 _CUDA_LABEL = re.compile(r"^cu(\d+?)(\d)$")
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 """Where PyTorch serves its builds per CUDA version (``/cu126``) and for the CPU (``/cpu``)."""
@@ -371,16 +369,6 @@ def _matching_build(ctx: Context, name: str, dist: Dist, cuda: str) -> str:
     )
 
 
-def _manylinux_glibc(tag: str) -> Version | None:
-    platform = tag.rsplit("-", 1)[-1]
-    m = _MANYLINUX.match(platform)
-    if m is None:
-        return None
-    if m.group(2):
-        return Version(f"{m.group(2)}.{m.group(3)}")
-    return Version(_MANYLINUX_LEGACY[m.group(1)])
-
-
 def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
     """VP401/VP402: Requires-Python of what is installed; glibc against manylinux tags."""
     for dist in env.dists.values():
@@ -399,12 +387,12 @@ def check_python_and_glibc(env: Env, ctx: Context) -> Iterator[Problem]:
     if env.glibc is None:
         return
     for dist in env.dists.values():
-        needed = [g for g in map(_manylinux_glibc, dist.wheel_tags) if g is not None]
+        needed = [g for g in map(wheel_glibc, dist.wheel_tags) if g is not None]
         source = f"WHEEL tag {dist.wheel_tags[0]}" if needed else ""
         if dist.name in DISTRIBUTIONS and ctx.matrix is not None:
-            wheel_glibc = _matrix_glibc(dist, env, ctx.matrix)
-            if wheel_glibc is not None and (not needed or wheel_glibc[0] > min(needed)):
-                needed, source = [wheel_glibc[0]], wheel_glibc[1]
+            from_matrix = _matrix_glibc(dist, env, ctx.matrix)
+            if from_matrix is not None and (not needed or from_matrix[0] > min(needed)):
+                needed, source = [from_matrix[0]], from_matrix[1]
         if needed and min(needed) > env.glibc:
             yield Problem(
                 "VP402",
