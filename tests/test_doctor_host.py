@@ -93,28 +93,6 @@ GLIBC = [
 ]
 
 
-@pytest.mark.parametrize(("case", "argv", "facts", "must", "must_not"), GLIBC)
-def test_glibc_answers_from_the_release_floor(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    case: str,
-    argv: list[str],
-    facts: dict[str, str],
-    must: list[str],
-    must_not: list[str],
-) -> None:
-    found = finding(tmp_path, capsys, case, argv, "glibc-too-old")
-    have = found["facts"]
-    assert isinstance(have, dict)
-    for name, start in facts.items():
-        assert str(have.get(name, "")).startswith(start), (name, have)
-    fix = str(found["fix"])
-    for text in must:
-        assert text in fix, fix
-    for text in must_not:
-        assert text not in fix, fix
-
-
 GPU = [
     (
         # vllm 0.10.0 pins torch 2.7.1, whose PyPI build is cu126; cu128 has sm_120
@@ -162,17 +140,22 @@ GPU = [
 ]
 
 
-@pytest.mark.parametrize(("case", "argv", "facts", "must", "must_not"), GPU)
-def test_gpu_arch_answers_from_the_torch_build_tables(
+@pytest.mark.parametrize(
+    ("analyzer", "case", "argv", "facts", "must", "must_not"),
+    [("glibc-too-old", *c) for c in GLIBC] + [("gpu-arch-unsupported", *c) for c in GPU],
+)
+def test_answers_from_the_release_floor_and_the_torch_build_tables(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    analyzer: str,
     case: str,
     argv: list[str],
     facts: dict[str, str],
     must: list[str],
     must_not: list[str],
 ) -> None:
-    found = finding(tmp_path, capsys, case, argv, "gpu-arch-unsupported")
+    """glibc: the ELF floor of the release; GPU arch: the sm lists of the torch builds."""
+    found = finding(tmp_path, capsys, case, argv, analyzer)
     have = found["facts"]
     assert isinstance(have, dict)
     for name, start in facts.items():
