@@ -303,6 +303,13 @@ SAMPLER_WARNING = (
     "flashinfer-sampler-required): without flashinfer-python set VLLM_USE_FLASHINFER_SAMPLER=0; "
     "source: https://github.com/vllm-project/vllm/pull/40376"
 )
+#: (release, variant, whether `--without flashinfer-python` warns), for pin and verify -r
+WITHOUT_SAMPLER_CASES = [
+    ("0.20.0", "cuda", False),
+    ("0.21.0", "cuda", True),
+    ("0.26.0", "cuda", True),
+    ("0.26.0", "cpu", False),
+]
 
 
 @pytest.mark.parametrize(

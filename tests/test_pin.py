@@ -28,7 +28,7 @@ from vllm_pin.pin.pins import python_choices
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "pyproject"
 sys.path.insert(0, str(Path(__file__).parent))
-from test_knowledge import SAMPLER_WARNING  # noqa: E402
+from test_knowledge import SAMPLER_WARNING, WITHOUT_SAMPLER_CASES  # noqa: E402
 from test_lock import make_wheel  # noqa: E402
 
 XFORMERS = 'xformers==0.0.31; platform_system == "Linux" and platform_machine == "x86_64"'
@@ -734,15 +734,7 @@ def test_committed_cuda_lock_syncs_and_imports(tmp_path: Path) -> None:
     assert out.stdout.split()[:2] == ["0.10.1.1", "2.7.1+cu126"]
 
 
-@pytest.mark.parametrize(
-    ("version", "variant", "warns"),
-    [
-        ("0.20.0", "cuda", False),
-        ("0.21.0", "cuda", True),
-        ("0.26.0", "cuda", True),
-        ("0.26.0", "cpu", False),
-    ],
-)
+@pytest.mark.parametrize(("version", "variant", "warns"), WITHOUT_SAMPLER_CASES)
 def test_without_a_distribution_engine_starts_need_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, variant: str, warns: bool
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 from vllm_pin.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_knowledge import SAMPLER_WARNING
+from test_knowledge import SAMPLER_WARNING, WITHOUT_SAMPLER_CASES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -401,15 +401,7 @@ def test_a_set_without_vllm_is_judged_over_every_release(
     assert "ok: a fitting vLLM release for each set in" in err
 
 
-@pytest.mark.parametrize(
-    ("version", "variant", "warns"),
-    [
-        ("0.20.0", "cuda", False),
-        ("0.21.0", "cuda", True),
-        ("0.26.0", "cuda", True),
-        ("0.26.0", "cpu", False),
-    ],
-)
+@pytest.mark.parametrize(("version", "variant", "warns"), WITHOUT_SAMPLER_CASES)
 def test_without_a_distribution_engine_starts_need_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, variant: str, warns: bool
 ) -> None:
