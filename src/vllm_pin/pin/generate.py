@@ -7,14 +7,14 @@ module orders the work; it lives in pins, cutoff, lockfile, pyproject_extra and 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
-from vllm_pin.index.settings import redact
+from vllm_pin.index.settings import IndexConfig, redact
 from vllm_pin.matrix.builds import cuda_of_build
-from vllm_pin.matrix.core import ReleaseMatrix, load_release_matrix
+from vllm_pin.matrix.core import ReleaseMatrix, Resolution, load_release_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.envs_dir import run_all
 from vllm_pin.pin.lock import Target
@@ -22,6 +22,7 @@ from vllm_pin.pin.lockfile import LockPlan, lock_current, lock_for_pythons
 from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import (
     DEFAULT_OUTPUT,
+    PinSet,
     build_pins,
     default_platform,
     effective_sources,
@@ -34,7 +35,7 @@ from vllm_pin.pin.pins import (
 from vllm_pin.pin.pyproject_extra import prepare_pyproject
 from vllm_pin.pin.stale import differs, report_stale
 
-__all__ = ["generate", "generate_one", "regenerate_command"]
+__all__ = ["Pinned", "generate", "generate_one", "pin_release", "regenerate_command"]
 
 
 def generate(options: PinOptions) -> int:
@@ -58,8 +59,20 @@ def generate(options: PinOptions) -> int:
     return generate_one(m, options)
 
 
-def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
-    """Check every output of one release, then write them: requirements, lock, extra."""
+@dataclass(frozen=True)
+class Pinned:
+    """One release pinned as `pin` writes it: the pins, the sources written and queried, the
+    regenerate command and the requirements-vllm.txt text."""
+
+    resolution: Resolution
+    pinset: PinSet
+    queried: IndexConfig
+    command: str
+    text: str
+
+
+def pin_release(m: ReleaseMatrix, options: PinOptions, output: Path) -> Pinned:
+    """Resolve ``options.vllm`` and render its requirements file (nothing is written)."""
     variant = m.variant(options.variant)
     resolution = m.resolve(options.vllm, variant=options.variant, allow_yanked=options.allow_yanked)
     pinset = build_pins(m, resolution, variant, options.machine)
@@ -67,15 +80,29 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
         pinset = with_torch_build(m, pinset, options.torch_build)
     written, queried = effective_sources(pinset, options.index)
     pinset = replace(pinset, sources=written)
+    command = regenerate_command(options, output)
+    return Pinned(
+        resolution, pinset, queried, command, render_requirements(pinset, command, written)
+    )
+
+
+def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
+    """Check every output of one release, then write them: requirements, lock, extra."""
+    # with --pyproject the extra is the output; a requirements file only when -o asks for it
+    write_requirements = options.output is not None or not options.pyproject
+    output = Path(options.output or DEFAULT_OUTPUT)
+    pinned = pin_release(m, options, output)
+    resolution, pinset, command, text = (
+        pinned.resolution,
+        pinned.pinset,
+        pinned.command,
+        pinned.text,
+    )
+    written, queried = pinset.sources, pinned.queried
     pythons = python_candidates(pinset, m, options.python_version)
     platform = options.python_platform or default_platform(pinset.platform)
     target = Target(pythons[0], platform)
     cutoff = lock_cutoff(resolution.release, options.exclude_newer, options.exclude_newer_package)
-    # with --pyproject the extra is the output; a requirements file only when -o asks for it
-    write_requirements = options.output is not None or not options.pyproject
-    output = Path(options.output or DEFAULT_OUTPUT)
-    command = regenerate_command(options, output)
-    text = render_requirements(pinset, command, written)
 
     def plan_for(python: str) -> LockPlan:
         return LockPlan(text, Target(python, platform), written, options.without, cutoff)

@@ -9,7 +9,7 @@ holds ``show``'s :func:`~vllm_pin.matrix.describe.describe` and the exact text
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from vllm_pin.matrix.observed import Observation, Outcome
 from vllm_pin.matrix.timeline import describe as describe_presence
 from vllm_pin.matrix.timeline import presences
 from vllm_pin.names import MACHINES, Machine
-from vllm_pin.pin.generate import regenerate_command
+from vllm_pin.pin.generate import pin_release
 from vllm_pin.pin.options import PinOptions
-from vllm_pin.pin.pins import DEFAULT_OUTPUT, build_pins, effective_sources, render_requirements
+from vllm_pin.pin.pins import DEFAULT_OUTPUT
 
 __all__ = [
     "BuildInfo",
@@ -82,13 +82,10 @@ def requirements(m: Matrix, release: Release, machine: Machine) -> tuple[str, st
         machine=machine,
         allow_yanked=release.yanked,
     )
-    resolution = m.resolve(options.vllm, options.variant, allow_yanked=options.allow_yanked)
-    pinset = build_pins(m, resolution, m.variant(options.variant), machine)
-    written, _ = effective_sources(pinset, options.index)
-    pinset = replace(pinset, sources=written)
-    text = render_requirements(pinset, regenerate_command(options, Path(DEFAULT_OUTPUT)), written)
-    args = [*written.uv_args(), *(_shell_quote(line) for line in pinset.requirement_lines())]
-    return text, "uv pip install " + " ".join(args)
+    pinned = pin_release(m, options, Path(DEFAULT_OUTPUT))
+    pinset = pinned.pinset
+    args = [*pinset.sources.uv_args(), *(_shell_quote(line) for line in pinset.requirement_lines())]
+    return pinned.text, "uv pip install " + " ".join(args)
 
 
 def _shell_quote(word: str) -> str:
