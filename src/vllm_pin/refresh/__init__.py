@@ -4,8 +4,10 @@ writing only when asked.
 
 __all__ = [
     "anomalies",
+    "glibc_scan",
     "releases",
     "rows",
     "summary",
     "timeline_scan",
+    "wheel_cache",
 ]

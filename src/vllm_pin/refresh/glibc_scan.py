@@ -9,7 +9,6 @@ answer is cached by the wheel's sha256 and PARSER_VERSION, so a warm refresh rea
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from typing import Any
 
 from packaging.version import Version
 
-from vllm_pin.fsutil import write_cache_file
 from vllm_pin.index import elf
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.index.zipread import ZipEntry, ZipReadError
+from vllm_pin.refresh import wheel_cache
 
 __all__ = ["LIMIT", "PARSER_VERSION", "WheelGlibc", "collect", "is_library", "library_floor"]
 
@@ -88,17 +87,13 @@ def library_floor(client: PyPIClient, f: IndexFile, entry: ZipEntry) -> tuple[bo
     return False, None
 
 
-def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
-    return cache_dir / "elf" / f"{f.sha256}-{PARSER_VERSION}.json" if f.sha256 else None
-
-
 def _cached(cache_dir: Path, f: IndexFile) -> WheelGlibc | None:
-    path = _cache_path(cache_dir, f)
-    if path is None or not path.is_file():
+    row = wheel_cache.load(cache_dir, "elf", f, PARSER_VERSION)
+    if row is None:
         return None
     try:
-        return from_row(json.loads(path.read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return from_row(row)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -123,8 +118,6 @@ def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, W
             {name: v for name, (ok, v) in sorted(libs.items()) if ok},
             tuple(name for name, (ok, _) in sorted(libs.items()) if not ok),
         )
-        path = _cache_path(client.cache_dir, f)
-        if path is not None:
-            write_cache_file(path, json.dumps(scan.row(), sort_keys=True).encode())
+        wheel_cache.store(client.cache_dir, "elf", f, PARSER_VERSION, scan.row())
         out[f] = scan
     return out

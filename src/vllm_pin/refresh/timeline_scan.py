@@ -8,18 +8,17 @@ The data model and the queries live in `vllm_pin.matrix.timeline`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from packaging.version import Version
 
 from vllm_pin.errors import UNPARSABLE_SOURCE, MatrixError, PackageIndexError
-from vllm_pin.fsutil import write_cache_file
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.timeline import TimelineEntry, dumps, entry_row, load_timeline, parse_entry
 from vllm_pin.matrix.tomlfields import Fields
+from vllm_pin.refresh import wheel_cache
 
 __all__ = ["collect", "merged_text"]
 
@@ -53,32 +52,23 @@ def collect(
             raise PackageIndexError(
                 f"{f.filename}: cannot parse its vllm sources ({why}); a broken or hostile wheel"
             ) from None
-        path = _cache_path(client.cache_dir, f)
-        if path is not None:
-            write_cache_file(path, json.dumps(entry_row(entry), sort_keys=True).encode())
+        wheel_cache.store(
+            client.cache_dir, "timeline", f, vllm_source.PARSER_VERSION, entry_row(entry)
+        )
         return entry
 
     out.update(zip([v for v, _ in misses], client.map(read, misses)))
     return dict(sorted(out.items()))
 
 
-def _cache_path(cache_dir: Path, f: IndexFile) -> Path | None:
-    return (
-        cache_dir / "timeline" / f"{f.sha256}-{vllm_source.PARSER_VERSION}.json"
-        if f.sha256
-        else None
-    )
-
-
 def _cached_entry(cache_dir: Path, f: IndexFile) -> TimelineEntry | None:
     """The cached entry of a wheel; None when absent or unreadable (it is then re-parsed)."""
-    path = _cache_path(cache_dir, f)
-    if path is None or not path.is_file():
+    row = wheel_cache.load(cache_dir, "timeline", f, vllm_source.PARSER_VERSION)
+    if row is None:
         return None
     try:
-        row = json.loads(path.read_bytes())
-        return parse_entry(Fields(str(path), row))
-    except (OSError, ValueError, MatrixError):
+        return parse_entry(Fields(f"timeline cache of {f.filename}", row))
+    except MatrixError:
         return None
 
 
