@@ -22,7 +22,7 @@ from vllm_pin.matrix.core_metadata import version_or_none, wheel_glibc
 from vllm_pin.matrix.model import Matrix
 from vllm_pin.names import DISTRIBUTIONS
 from vllm_pin.verify.env import (
-    TORCH_FAMILY,
+    CHECKED_FAMILY,
     Dist,
     Env,
     Problem,
@@ -183,7 +183,7 @@ def check_shadowed(env: Env, ctx: Context) -> Iterator[Problem]:
 
 def check_family_requirements(env: Env, ctx: Context) -> Iterator[Problem]:
     """VP201/VP202: torch and its extensions against their own requirements."""
-    for name in TORCH_FAMILY:
+    for name in CHECKED_FAMILY:
         dist = env.get(name)
         if dist is None:
             continue

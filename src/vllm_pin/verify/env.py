@@ -31,7 +31,7 @@ from vllm_pin.matrix.model import Matrix
 from vllm_pin.names import DISTRIBUTIONS, Variant
 from vllm_pin.verify.requirement_sets import RequirementSet
 
-TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "xformers", "flashinfer-python")
+CHECKED_FAMILY = ("torch", "torchvision", "torchaudio", "xformers", "flashinfer-python")
 """Distributions whose own requirements are checked (they load torch's C++ ABI)."""
 
 

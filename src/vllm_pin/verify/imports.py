@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from vllm_pin.in_env import imports_check
 from vllm_pin.verify.checks import Context, applies, bare_requirement, install_line
-from vllm_pin.verify.env import TORCH_FAMILY, Env, Problem, script_command
+from vllm_pin.verify.env import CHECKED_FAMILY, Env, Problem, script_command
 
 IMPORT_TIMEOUT_S = 300.0
 
@@ -104,7 +104,7 @@ def _import_explanation(
     pins = [
         bare_requirement(r)
         for r in (vllm.requires_dist if vllm is not None else ())
-        if canonicalize_name(r.name) in TORCH_FAMILY and applies(r, env, ()) == ""
+        if canonicalize_name(r.name) in CHECKED_FAMILY and applies(r, env, ()) == ""
     ]
     if pins:
         return why, install_line(ctx, *pins)

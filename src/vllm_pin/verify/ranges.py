@@ -26,8 +26,7 @@ from packaging.version import Version
 
 from vllm_pin.matrix.model import Matrix, Release
 from vllm_pin.names import DISTRIBUTIONS, TORCH_FAMILY, Variant
-from vllm_pin.verify.env import TORCH_FAMILY as CHECKED_FAMILY
-from vllm_pin.verify.env import Problem, exact_version
+from vllm_pin.verify.env import CHECKED_FAMILY, Problem, exact_version
 from vllm_pin.verify.requirement_sets import RequirementSet
 
 __all__ = ["Judgement", "active_requirements", "is_exact_set", "judge", "version_runs"]
