@@ -15,7 +15,8 @@ first load of any new or edited file checks every row, so a bad entry still fail
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +35,7 @@ from vllm_pin.matrix.tomlfields import Fields, table_name
 from vllm_pin.names import DISTRIBUTIONS
 
 T = TypeVar("T")
+R = TypeVar("R", covariant=True)
 M = TypeVar("M", bound="ReleaseMatrix")
 
 #: where a platform's glibc floor comes from: its libraries' ELF headers, or its manylinux tag
@@ -262,13 +264,51 @@ def _parse_package(top: Fields, name: str, key: str, data: object) -> PackageInf
     )
 
 
+class Rows(Mapping[Version, R]):
+    """The rows of one table keyed by version, each parsed from its TOML on first access.
+
+    `pin` reads one release of ~160, so the loader parses only the keys; a new or edited
+    file still gets every row checked at load (:meth:`ReleaseMatrix._parse_rows`).
+    """
+
+    __slots__ = ("_parse", "_parsed", "_raw")
+
+    def __init__(self, raw: Mapping[str, object], parse: Callable[[str, object], R]) -> None:
+        self._parse = parse
+        self._parsed: dict[Version, R] = {}
+        self._raw: dict[Version, tuple[str, object]] = {}
+        for key, data in raw.items():
+            try:
+                version = Version(key)
+            except InvalidVersion:
+                parse(key, data)  # raises the MatrixError that names the table
+                raise  # pragma: no cover - the parse above always fails first
+            self._raw[version] = (key, data)
+
+    def __getitem__(self, version: Version) -> R:
+        row = self._parsed.get(version)
+        if row is None:
+            key, data = self._raw[version]
+            row = self._parsed[version] = self._parse(key, data)
+        return row
+
+    def __iter__(self) -> Iterator[Version]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, version: object) -> bool:
+        return version in self._raw
+
+
 @dataclass
 class ReleaseMatrix:
     """The merged view of releases.toml and curated.toml."""
 
     root: Path
-    _releases: dict[str, dict[Version, Release]]
-    _packages: dict[str, dict[Version, PackageInfo]]
+    _releases: Mapping[str, Mapping[Version, Release]]
+    _packages: Mapping[str, Mapping[Version, PackageInfo]]
     curated: dict[str, Any]
     anomalies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -371,7 +411,8 @@ class ReleaseMatrix:
         ]
 
     def _parse_rows(self) -> None:
-        """Parse the requirement lists a first load checks (pins, the packages' requirements)."""
+        """Parse every row and the requirement lists a first load checks (pins, the packages'
+        requirements)."""
         for plat in self._platforms():
             _ = plat.pins
         for versions in self._packages.values():
@@ -474,7 +515,9 @@ _CURATED_TABLES = {
 }
 
 
-def _validate_curated(curated: dict[str, Any], releases: dict[str, dict[Version, Release]]) -> None:
+def _validate_curated(
+    curated: dict[str, Any], releases: Mapping[str, Mapping[Version, Release]]
+) -> None:
     top = Fields("curated.toml", curated)
     for table, required in _CURATED_TABLES.items():
         for key, data in top.opt(table, dict, {}).items():
@@ -506,18 +549,17 @@ def load_rows(root: Path | None, kind: type[M]) -> M:
     raw, raw_sha = _read_toml(root / "releases.toml")
     curated, curated_sha = _read_toml(root / "curated.toml")
     top = Fields("releases.toml", raw)
-    releases: dict[str, dict[Version, Release]] = {}
-    for dist in DISTRIBUTIONS:
-        table = top.opt(dist, dict, {})
-        releases[dist] = {
-            r.version: r for r in (_parse_release(top, dist, k, v) for k, v in table.items())
-        }
-    packages: dict[str, dict[Version, PackageInfo]] = {}
-    for name, versions in top.opt("packages", dict, {}).items():
-        known = top.at(table_name("packages", name), versions).data
-        packages[name] = {
-            p.version: p for p in (_parse_package(top, name, k, v) for k, v in known.items())
-        }
+    releases: dict[str, Rows[Release]] = {
+        dist: Rows(top.opt(dist, dict, {}), functools.partial(_parse_release, top, dist))
+        for dist in DISTRIBUTIONS
+    }
+    packages = {
+        name: Rows(
+            top.at(table_name("packages", name), versions).data,
+            functools.partial(_parse_package, top, name),
+        )
+        for name, versions in top.opt("packages", dict, {}).items()
+    }
     _validate_curated(curated, releases)
     matrix = kind(
         root=root,

@@ -33,9 +33,9 @@ from vllm_pin.pin.pins import (
     effective_sources,
     python_candidates,
     render_requirements,
-    warn_without,
 )
 from vllm_pin.pin.stale import differs, report_stale
+from vllm_pin.pin.without import warn_without
 
 if TYPE_CHECKING:
     from vllm_pin.matrix.core import ReleaseMatrix

@@ -3,6 +3,10 @@
 Pins come from the committed matrix only, so writing requirements-vllm.txt works offline
 and fast; only `--lock` and the pyproject clash check run uv (and so need an index). This
 module orders the work; it lives in pins, cutoff, lockfile, pyproject_extra and envs_dir.
+
+The modules of locks, pyproject edits, `--without` and `--all` are imported where they are
+asked for, not at the top: a plain requirements file must cost about an interpreter start
+(their imports were a third of it), see benchmarks/pin_speed.py.
 """
 
 from __future__ import annotations
@@ -16,9 +20,6 @@ from vllm_pin.index.settings import IndexConfig, redact
 from vllm_pin.matrix.builds import cuda_of_build
 from vllm_pin.matrix.core import ReleaseMatrix, Resolution, load_release_matrix
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
-from vllm_pin.pin.envs_dir import run_all
-from vllm_pin.pin.lock import Target
-from vllm_pin.pin.lockfile import LockPlan, lock_current, lock_for_pythons
 from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import (
     DEFAULT_OUTPUT,
@@ -29,10 +30,8 @@ from vllm_pin.pin.pins import (
     explain,
     python_candidates,
     render_requirements,
-    warn_without,
     with_torch_build,
 )
-from vllm_pin.pin.pyproject_extra import prepare_pyproject
 from vllm_pin.pin.stale import differs, report_stale
 
 __all__ = ["Pinned", "generate", "generate_one", "pin_release", "regenerate_command"]
@@ -45,6 +44,8 @@ def generate(options: PinOptions) -> int:
         raise VllmPinError("--cuda/--torch-backend pin one release; drop --all")
     m = load_release_matrix(options.matrix_dir)
     if options.all:
+        from vllm_pin.pin.envs_dir import run_all  # deferred: only --all (module docstring)
+
         return run_all(m, options)
     if bool(options.extra) != bool(options.pyproject):
         raise VllmPinError("--pyproject and --extra go together: --pyproject PATH --extra NAME")
@@ -101,38 +102,45 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     written, queried = pinset.sources, pinned.queried
     pythons = python_candidates(pinset, m, options.python_version)
     platform = options.python_platform or default_platform(pinset.platform)
-    target = Target(pythons[0], platform)
     cutoff = lock_cutoff(resolution.release, options.exclude_newer, options.exclude_newer_package)
-
-    def plan_for(python: str) -> LockPlan:
-        return LockPlan(text, Target(python, platform), written, options.without, cutoff)
-
     release = resolution.release
     print(f"{release.distribution} {release.version}: picked by {resolution.rule}")
-    warn_without(m, release, options.without)
+    if options.without:
+        from vllm_pin.pin.without import warn_without  # deferred: curated knowledge
+
+        warn_without(m, release, options.without)
     if options.explain:
         print("\n".join(explain(pinset, m)))
     lock_path = Path(options.lock_output) if options.lock_output else output.with_suffix(".lock")
-    if options.check:
-        stale: list[Path | str] = [output] if differs(output, text) else []
-        digests = {plan_for(py).digest for py in pythons}
-        if options.lock and not any(lock_current(lock_path, d) for d in digests):
-            stale.append(f"{lock_path} (missing or made from other inputs)")
-        return report_stale(stale, command)
+    stale: list[Path | str] = [output] if options.check and differs(output, text) else []
+    lock_text, python = "", pythons[0]
+    if options.lock or options.pyproject:
+        from vllm_pin.pin.lock import Target  # deferred: uv and locks, only when asked for
+        from vllm_pin.pin.lockfile import LockPlan, lock_current, lock_for_pythons
 
-    lock_text = ""
-    if options.lock:
-        if options.offline:
-            raise VllmPinError("--lock needs uv and a package index; drop --offline")
-        plan, lock_text = lock_for_pythons(
-            pythons, plan_for, pinset, queried, command, options.timeout
-        )
-        target = plan.target
+        def plan_for(python: str) -> LockPlan:
+            return LockPlan(text, Target(python, platform), written, options.without, cutoff)
+
+        if options.check:
+            digests = {plan_for(py).digest for py in pythons}
+            if options.lock and not any(lock_current(lock_path, d) for d in digests):
+                stale.append(f"{lock_path} (missing or made from other inputs)")
+        elif options.lock:
+            if options.offline:
+                raise VllmPinError("--lock needs uv and a package index; drop --offline")
+            plan, lock_text = lock_for_pythons(
+                pythons, plan_for, pinset, queried, command, options.timeout
+            )
+            python = plan.target.python_version
+    if options.check:
+        return report_stale(stale, command)
     edit = None
     if options.pyproject:
+        from vllm_pin.pin.pyproject_extra import prepare_pyproject  # deferred: tomlkit, uv
+
         edit = prepare_pyproject(
             pinset,
-            target,
+            Target(python, platform),
             queried,
             options.pyproject,
             options.extra,
@@ -150,7 +158,7 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
         print(f"wrote {output} ({len(pinset.pins)} pins)")
     if options.lock:
         atomic_write_text(lock_path, lock_text)
-        print(f"wrote {lock_path} (CPython {target.python_version}, {target.python_platform})")
+        print(f"wrote {lock_path} (CPython {python}, {platform})")
     if edit is not None:
         return edit.apply()
     return 0

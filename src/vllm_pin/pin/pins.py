@@ -8,8 +8,6 @@ Requires-Python, its wheel tags and its torch.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +20,6 @@ from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index.settings import IndexConfig
 from vllm_pin.matrix.builds import build_of_cuda, cuda_of_build
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
-from vllm_pin.matrix.knowledge import parse_knowledge
 from vllm_pin.names import Machine
 from vllm_pin.pin.options import IndexOptions
 
@@ -37,16 +34,6 @@ MIN_MANYLINUX = Version("2.28")
 TORCH_INDEX_PACKAGES = ("torch", "torchvision", "torchaudio")
 _BUILD_RE = re.compile(r"^cu\d{3}$")
 _EXTRA_RE = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
-
-
-def warn_without(m: ReleaseMatrix, release: Release, without: Sequence[str]) -> None:
-    """A stderr line per `--without` distribution every engine start of the release needs
-    (curated `[[config-facts]]` `requires`); nothing is written differently."""
-    if not without:
-        return
-    knowledge = parse_knowledge(m.curated)
-    for line in knowledge.without_warnings(release.distribution, release.version, without):
-        print(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
