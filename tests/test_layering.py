@@ -32,6 +32,7 @@ FORBIDDEN = {
 LAZY_IMPORTS_ALLOWED = {
     "vllm_pin.cli": "a command's module loads only when that command runs",
     "vllm_pin.pin.generate": "locks, pyproject edits, --without and --all load when asked for",
+    "vllm_pin.matrix.core": "the torch build tables load when first read (pin without --cuda)",
 }
 MAX_LAZY_IMPORTS = 10
 

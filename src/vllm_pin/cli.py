@@ -10,7 +10,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -138,6 +137,8 @@ def _report(prefix: str, exc: BaseException) -> int:
         f"please report it at {BUG_REPORTS} with the traceback below",
         file=sys.stderr,
     )
+    import traceback  # deferred: only a bug needs it
+
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     return 2
 

@@ -13,6 +13,8 @@ __all__ = [
     "Machine",
     "TorchPackage",
     "Variant",
+    "build_of_cuda",
+    "cuda_of_build",
 ]
 
 #: the PyPI distributions that ship vLLM: the CUDA wheels and the community CPU build
@@ -36,3 +38,16 @@ DISTRIBUTIONS: tuple[Distribution, ...] = get_args(Distribution)
 MACHINES: tuple[Machine, ...] = get_args(Machine)
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
 TORCH_FAMILY: tuple[TorchPackage, ...] = get_args(TorchPackage)
+
+
+def cuda_of_build(build: str) -> str:
+    """``cu128`` -> ``12.8``, ``cu118`` -> ``11.8``; "" for cpu and rocm builds."""
+    if not build.startswith("cu"):
+        return ""
+    digits = build[2:]
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
+def build_of_cuda(cuda: str) -> str:
+    """``12.8`` -> ``cu128``: the PyTorch index name of a CUDA version."""
+    return "cu" + cuda.replace(".", "")

@@ -26,8 +26,9 @@ from vllm_pin.doctor.logtext import LogText
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fit.floors import torch_glibc, vllm_glibc
 from vllm_pin.matrix import timeline as tl
-from vllm_pin.matrix.builds import TorchBuilds, build_of_cuda, cuda_of_build
+from vllm_pin.matrix.builds import TorchBuilds
 from vllm_pin.matrix.model import Matrix, Release, Sourced
+from vllm_pin.names import build_of_cuda, cuda_of_build
 from vllm_pin.verify.env import Env
 
 

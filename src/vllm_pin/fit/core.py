@@ -19,10 +19,10 @@ from packaging.version import Version
 
 from vllm_pin.fit.floors import torch_glibc, vllm_glibc
 from vllm_pin.fit.host import Host
-from vllm_pin.matrix.builds import TorchBuilds, build_of_cuda, cuda_of_build
+from vllm_pin.matrix.builds import TorchBuilds
 from vllm_pin.matrix.core_metadata import exact_pin
 from vllm_pin.matrix.model import Matrix, Platform, Release, Sourced
-from vllm_pin.names import VARIANTS
+from vllm_pin.names import VARIANTS, build_of_cuda, cuda_of_build
 from vllm_pin.pin.pins import marker_environment, tag_allows
 
 __all__ = ["Alternative", "ReleaseFit", "fit_releases", "newest_fit", "series_rows"]

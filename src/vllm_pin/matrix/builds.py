@@ -19,6 +19,7 @@ from packaging.version import Version
 
 from vllm_pin.errors import MatrixError
 from vllm_pin.matrix.tomlfields import Fields, table_name
+from vllm_pin.names import build_of_cuda, cuda_of_build
 
 __all__ = [
     "Builds",
@@ -27,8 +28,6 @@ __all__ = [
     "TorchBuilds",
     "VllmChannel",
     "VllmCuda",
-    "build_of_cuda",
-    "cuda_of_build",
     "gpu_runs",
     "parse_builds",
     "parse_sm",
@@ -42,19 +41,6 @@ def parse_sm(sm: str) -> tuple[int, int] | None:
     """``sm_120`` -> (12, 0), ``sm_86`` -> (8, 6); None when it is not an sm_XX name."""
     m = _SM.match(sm)
     return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def cuda_of_build(build: str) -> str:
-    """``cu128`` -> ``12.8``, ``cu118`` -> ``11.8``; "" for cpu and rocm builds."""
-    if not build.startswith("cu"):
-        return ""
-    digits = build[2:]
-    return f"{digits[:-1]}.{digits[-1]}"
-
-
-def build_of_cuda(cuda: str) -> str:
-    """``12.8`` -> ``cu128``: the PyTorch index name of a CUDA version."""
-    return "cu" + cuda.replace(".", "")
 
 
 def gpu_runs(gpu: str, sass: tuple[str, ...], ptx: tuple[str, ...] = ()) -> bool:

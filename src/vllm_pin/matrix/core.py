@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -28,11 +28,13 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, UnknownReleaseError, VllmPinError
 from vllm_pin.matrix import cache
-from vllm_pin.matrix.builds import Builds, parse_builds
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
 from vllm_pin.matrix.paths import default_matrix_dir
 from vllm_pin.matrix.tomlfields import Fields, table_name
 from vllm_pin.names import DISTRIBUTIONS
+
+if TYPE_CHECKING:
+    from vllm_pin.matrix.builds import Builds
 
 T = TypeVar("T")
 R = TypeVar("R", covariant=True)
@@ -429,6 +431,8 @@ class ReleaseMatrix:
     @cached_property
     def builds(self) -> Builds:
         """torch CUDA builds with their GPU archs, vLLM's build channels (validated on use)."""
+        from vllm_pin.matrix.builds import parse_builds  # deferred: `pin` without --cuda
+
         return parse_builds(self.curated)
 
     # -- packages -----------------------------------------------------------------------

@@ -17,8 +17,8 @@ from pathlib import Path
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import atomic_write_text, check_writable
 from vllm_pin.index.settings import IndexConfig, redact
-from vllm_pin.matrix.builds import cuda_of_build
 from vllm_pin.matrix.core import ReleaseMatrix, Resolution, load_release_matrix
+from vllm_pin.names import cuda_of_build
 from vllm_pin.pin.cutoff import check_options, lock_cutoff
 from vllm_pin.pin.options import PinOptions
 from vllm_pin.pin.pins import (
@@ -102,7 +102,6 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     written, queried = pinset.sources, pinned.queried
     pythons = python_candidates(pinset, m, options.python_version)
     platform = options.python_platform or default_platform(pinset.platform)
-    cutoff = lock_cutoff(resolution.release, options.exclude_newer, options.exclude_newer_package)
     release = resolution.release
     print(f"{release.distribution} {release.version}: picked by {resolution.rule}")
     if options.without:
@@ -117,6 +116,8 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     if options.lock or options.pyproject:
         from vllm_pin.pin.lock import Target  # deferred: uv and locks, only when asked for
         from vllm_pin.pin.lockfile import LockPlan, lock_current, lock_for_pythons
+
+        cutoff = lock_cutoff(release, options.exclude_newer, options.exclude_newer_package)
 
         def plan_for(python: str) -> LockPlan:
             return LockPlan(text, Target(python, platform), written, options.without, cutoff)

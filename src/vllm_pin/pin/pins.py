@@ -18,9 +18,8 @@ from packaging.version import InvalidVersion, Version
 
 from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index.settings import IndexConfig
-from vllm_pin.matrix.builds import build_of_cuda, cuda_of_build
 from vllm_pin.matrix.core_metadata import exact_pin, linux_markers
-from vllm_pin.names import Machine
+from vllm_pin.names import Machine, build_of_cuda, cuda_of_build
 from vllm_pin.pin.options import IndexOptions
 
 if TYPE_CHECKING:
