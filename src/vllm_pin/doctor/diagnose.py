@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from vllm_pin.doctor.logtext import LogText
 from vllm_pin.errors import VllmPinError
 from vllm_pin.matrix import timeline as tl
 from vllm_pin.matrix.knowledge import (
@@ -109,6 +109,10 @@ def _parse_version(text: str, what: str) -> Version:
 
 def installed_version(*distributions: str) -> Version | None:
     """Version of the first installed distribution of these names in this interpreter."""
+    # deferred: importlib.metadata costs ~20 ms of import, and only a doctor run without
+    # --vllm or --torch asks what is installed here
+    from importlib import metadata
+
     for name in distributions:
         try:
             return Version(metadata.version(name))
@@ -153,13 +157,14 @@ def render(text: str, ctx: Context) -> str:
 
 
 def diagnose(
-    log: str,
+    log: LogText | str,
     knowledge: Knowledge,
     entries: Mapping[Version, tl.TimelineEntry],
     ctx: Context,
     observations: Observations | None = None,
 ) -> list[Diagnosis]:
     """Every known issue whose signature occurs in the log, resolved for ctx's release."""
+    log = log if isinstance(log, LogText) else LogText(log)
     universe = tl_universe(entries)
     out: list[Diagnosis] = []
     for issue in knowledge.issues:
@@ -249,14 +254,15 @@ def literal_starts(pattern: re.Pattern[str]) -> list[str] | None:
     return starts if all(starts) else None
 
 
-def search_signature(pattern: re.Pattern[str], log: str) -> re.Match[str] | None:
-    """pattern.search(log), starting at the first occurrence of the literal each match
-    must start with (found by str.find, which is much faster than the regex scan)."""
+def search_signature(pattern: re.Pattern[str], log: LogText) -> re.Match[str] | None:
+    """pattern.search(log.text), starting at the first occurrence of the literal each match
+    must start with (found by str.find, which is much faster than the regex scan, and
+    remembered by the log for the analyzers that look for the same literal)."""
     starts = literal_starts(pattern)
     if starts is None:
-        return pattern.search(log)
-    hits = [i for i in (log.find(s) for s in starts) if i >= 0]
-    return pattern.search(log, min(hits)) if hits else None
+        return pattern.search(log.text)
+    hits = [i for i in map(log.first, starts) if i >= 0]
+    return pattern.search(log.text, min(hits)) if hits else None
 
 
 def observed_lines(issue: KnownIssue, observations: Observations, vllm: Version) -> list[str]:
