@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from vllm_pin.cli import main
+from vllm_pin.commands.doctor import _read_log
 from vllm_pin.doctor import analyzers
 from vllm_pin.doctor.analyzers import Known
 from vllm_pin.doctor.logtext import LogText
@@ -101,3 +104,66 @@ def test_large_progress_bar_log(
     assert main(["doctor", str(path), "--vllm", "0.20.0"]) == 0
     assert time.perf_counter() - start < 10 * LIMIT_S
     assert "[flash-attn-full-cudagraph-0.20]" in capsys.readouterr().out
+
+
+# -- the shortcuts are exact: the same answers as the plain scans -------------------------
+
+#: few letters, so that needles overlap, contain each other, and are found or not
+SMALL = st.text(alphabet="ab\n", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SMALL, st.lists(st.text(alphabet="ab\n", min_size=1, max_size=4), max_size=12))
+@example("abab", ["ab", "bab", "b", "abb"])
+def test_first_is_str_find_in_any_order(text: str, needles: list[str]) -> None:
+    """Remembered first positions, bounded by literals looked for earlier, are str.find's."""
+    log = LogText(text)
+    for needle in needles:
+        assert log.first(needle) == text.find(needle), needle
+        assert log.has(needle) == (needle in text)
+
+
+#: pieces of undefined-symbol errors, joined in any order and number
+PIECES = st.sampled_from(
+    ["undefined symbol: ", "undefined symbol", "/x/lib.so", ": ", " ", "x" * 450, "abc", "\n", "_Z"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=14).map("".join))
+@example("/a/" + "x" * 500 + "y.so: undefined symbol: _Z")
+@example("p.so: undefined symbol q.so : undefined symbol: _Z")
+def test_search_within_is_the_plain_window_search(text: str) -> None:
+    """UNDEFINED searched from UNDEFINED_WITHIN before its literal finds what a regex search
+    of the whole window finds."""
+    log = LogText(text)
+    plain = next(
+        (
+            found
+            for window in log.windows(analyzers.UNDEFINED_LITERAL)
+            if (found := analyzers.UNDEFINED.search(window)) is not None
+        ),
+        None,
+    )
+    fast = log.search(
+        analyzers.UNDEFINED, analyzers.UNDEFINED_LITERAL, within=analyzers.UNDEFINED_WITHIN
+    )
+    assert (fast and (fast.group(0), fast.groups())) == (plain and (plain.group(0), plain.groups()))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a\r\nb\rc\nd",
+        b"bar\r" * 3 + b"\r\n\n",
+        b"bad \xff\xfe bytes\r\n",
+        b"cut \xe2\x82",
+        b"\xe2\r\x82\n",
+        "caf\u00e9 \u2588\u2588 \U0001f600\r\n".encode(),
+        b"",
+    ],
+)
+def test_read_log_is_read_text_with_universal_newlines(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "x.log"
+    path.write_bytes(data)
+    assert _read_log(str(path)) == path.read_text(encoding="utf-8", errors="replace")
