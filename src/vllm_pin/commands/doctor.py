@@ -64,7 +64,9 @@ def doctor(opts: DoctorOptions) -> int:
     known = known_versions(log, make_context(matrix, opts.vllm, opts.torch), env)
     vllm, torch = known.get("vllm"), known.get("torch")
     ctx = make_context(matrix, str(vllm) if vllm else None, str(torch) if torch else None)
-    diagnoses = diagnose(log, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
+    diagnoses = diagnose(
+        log, matrix.knowledge, matrix.timelines, ctx, observations=lambda: matrix.observations
+    )
     answers = rank(diagnoses, analyze(log, known, matrix))
     if opts.json:
         print(

@@ -13,7 +13,7 @@ newer than the curated data), it says so and prints the curated replacement inst
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,9 +161,11 @@ def diagnose(
     knowledge: Knowledge,
     entries: Mapping[Version, tl.TimelineEntry],
     ctx: Context,
-    observations: Observations | None = None,
+    observations: Callable[[], Observations] | None = None,
 ) -> list[Diagnosis]:
-    """Every known issue whose signature occurs in the log, resolved for ctx's release."""
+    """Every known issue whose signature occurs in the log, resolved for ctx's release;
+    ``observations`` is called only once a matched issue cites GPU evidence (reading the
+    observation files is not worth it for a log that matches none)."""
     log = log if isinstance(log, LogText) else LogText(log)
     universe = tl_universe(entries)
     out: list[Diagnosis] = []
@@ -179,8 +181,8 @@ def diagnose(
             d.affected = issue.affects(ctx.vllm, ctx.torch)
             d.fix = issue.fix_for(ctx.vllm)
             d.facts = [f for f in knowledge.facts if f.id in issue.facts and f.applies(ctx.vllm)]
-            if observations is not None:
-                d.observed = observed_lines(issue, observations, ctx.vllm)
+            if observations is not None and issue.evidence:
+                d.observed = observed_lines(issue, observations(), ctx.vllm)
         if d.fix is not None:
             d.fix_text = render(d.fix.fix, ctx)
             if ctx.entry is not None and ctx.entry_version is not None:
