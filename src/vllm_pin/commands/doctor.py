@@ -64,10 +64,13 @@ def doctor(opts: DoctorOptions) -> int:
     known = known_versions(log, make_context(matrix, opts.vllm, opts.torch), env)
     vllm, torch = known.get("vllm"), known.get("torch")
     ctx = make_context(matrix, str(vllm) if vllm else None, str(torch) if torch else None)
+    # the analyzers first: their short literals, remembered by the log, bound the scans for
+    # the curated signatures' longer literals that contain them
+    findings = analyze(log, known, matrix)
     diagnoses = diagnose(
         log, matrix.knowledge, matrix.timelines, ctx, observations=lambda: matrix.observations
     )
-    answers = rank(diagnoses, analyze(log, known, matrix))
+    answers = rank(diagnoses, findings)
     if opts.json:
         print(
             json.dumps(
