@@ -123,32 +123,43 @@ def test_first_is_str_find_in_any_order(text: str, needles: list[str]) -> None:
         assert log.has(needle) == (needle in text)
 
 
-#: pieces of undefined-symbol errors, joined in any order and number
+#: pieces of undefined-symbol and GPU-architecture errors, joined in any order and number
 PIECES = st.sampled_from(
-    ["undefined symbol: ", "undefined symbol", "/x/lib.so", ": ", " ", "x" * 450, "abc", "\n", "_Z"]
+    [
+        *("undefined symbol: ", "undefined symbol", "/x/lib.so", ": ", " ", "x" * 450, "_Z"),
+        *("capability sm_", "no sm_", "without sm_", "90", "sm_120", "abc", "\n"),
+    ]
 )
+#: (pattern, its needles, within) as the analyzers search them
+SEARCHES = [
+    (analyzers.UNDEFINED, (analyzers.UNDEFINED_LITERAL,), analyzers.UNDEFINED_WITHIN),
+    (analyzers.SM, ("capability sm_", "no sm_", "without sm_"), None),
+]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(PIECES, max_size=14).map("".join))
 @example("/a/" + "x" * 500 + "y.so: undefined symbol: _Z")
 @example("p.so: undefined symbol q.so : undefined symbol: _Z")
-def test_search_within_is_the_plain_window_search(text: str) -> None:
-    """UNDEFINED searched from UNDEFINED_WITHIN before its literal finds what a regex search
-    of the whole window finds."""
+@example(("capability sm_" + "x" * 450 + "\n") * 70 + "no sm_90")
+def test_search_is_the_plain_window_search(text: str) -> None:
+    """LogText.search (from ``within`` before the literal, each repeated window once) finds
+    what a regex search of every window around every needle finds."""
     log = LogText(text)
-    plain = next(
-        (
-            found
-            for window in log.windows(analyzers.UNDEFINED_LITERAL)
-            if (found := analyzers.UNDEFINED.search(window)) is not None
-        ),
-        None,
-    )
-    fast = log.search(
-        analyzers.UNDEFINED, analyzers.UNDEFINED_LITERAL, within=analyzers.UNDEFINED_WITHIN
-    )
-    assert (fast and (fast.group(0), fast.groups())) == (plain and (plain.group(0), plain.groups()))
+    for pattern, needles, within in SEARCHES:
+        plain = next(
+            (
+                found
+                for needle in needles
+                for window in log.windows(needle)
+                if (found := pattern.search(window)) is not None
+            ),
+            None,
+        )
+        fast = log.search(pattern, *needles, within=within)
+        assert (fast and (fast.group(0), fast.groups())) == (
+            plain and (plain.group(0), plain.groups())
+        )
 
 
 @pytest.mark.parametrize(

@@ -82,10 +82,17 @@ class LogText:
         ``within``: every match of ``pattern`` holds its needle at most this many characters
         after the match's start, so no match starts earlier in the window than that before
         the needle's first occurrence there, and the regex starts from there (the same
-        match, without trying each earlier position)."""
+        match, without trying each earlier position).
+
+        A window already searched in vain is not searched again: a log repeats its lines
+        (the same traceback from every worker, the same warning at every step)."""
+        searched: set[tuple[int, str]] = set()
         for needle in needles:
             for window in self.windows(needle, after_lines):
                 start = 0 if within is None else max(0, window.find(needle) - within)
+                if (start, window) in searched:
+                    continue
+                searched.add((start, window))
                 found = pattern.search(window, start)
                 if found is not None:
                     return found
