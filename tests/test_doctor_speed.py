@@ -5,8 +5,10 @@ log, under time limits. The 10 MB speed target is benchmarks/doctor_speed.py."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -16,10 +18,12 @@ from vllm_pin.cli import main
 from vllm_pin.commands.doctor import _read_log
 from vllm_pin.doctor import analyzers
 from vllm_pin.doctor.analyzers import Known
+from vllm_pin.doctor.diagnose import literal_ends, literal_starts, search_signature
 from vllm_pin.doctor.logtext import LogText
 from vllm_pin.matrix.model import Matrix, load_matrix
 
 ROOT = Path(__file__).parent.parent
+LOGS = ROOT / "tests/fixtures/logs"
 #: seconds one signature or analyzer may take on the adversarial log (quadratic takes minutes)
 LIMIT_S = 2.0
 
@@ -160,6 +164,88 @@ def test_search_is_the_plain_window_search(text: str) -> None:
         assert (fast and (fast.group(0), fast.groups())) == (
             plain and (plain.group(0), plain.groups())
         )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "ends"),
+    [
+        (r"abc", [("abc", 0)]),
+        (r"(?:a|bc)de", [("de", 2)]),
+        (r"x[^\n]{0,40}\nq(?=z)y", [("y", 43)]),
+        (r"a{2,}b|c?d", [("b", None), ("d", 1)]),
+        (r"(?P<k>\w{1,5})'\.", [("'.", 5)]),
+        (r"(?s)a(?!b{3})\(c\)", [("(c)", 1)]),
+        (r"ab?", None),  # ends with an optional character
+        (r"a(?:b|c)", None),  # ends with a group
+        (r"(a)\1x", None),  # back reference
+        (r"a(?i:b)c", None),  # scoped flags
+        (r"a{b", None),  # a brace that is not a quantifier
+    ],
+)
+def test_literal_ends(pattern: str, ends: list[tuple[str, int | None]] | None) -> None:
+    assert literal_ends(re.compile(pattern)) == ends
+
+
+@pytest.mark.parametrize("flags", [re.IGNORECASE, re.VERBOSE])
+def test_literal_ends_give_up_on_flags_that_change_literals(flags: int) -> None:
+    assert literal_ends(re.compile("abc", flags)) is None
+
+
+def _signature_pieces(pattern: re.Pattern[str]) -> list[str]:
+    ends = [literal for literal, _ in literal_ends(pattern) or []]
+    return [*(literal_starts(pattern) or []), *ends, *FILLERS]
+
+
+#: what lies between the literals of a signature in a log
+FILLERS = ["\n", " ", "x" * 30, "x" * 700, "FULL)", "mixed prefill-decode, ", "12", ".so", "'"]
+
+
+@pytest.mark.parametrize(
+    "issue", load_matrix(ROOT / "matrix").knowledge.issues, ids=lambda issue: issue.id
+)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_search_signature_is_the_plain_regex_search(issue: Any, data: st.DataObject) -> None:
+    """Every curated signature, on texts made of its own literals and fillers in any order
+    and number, and on every recorded log: the same match as pattern.search."""
+    pieces = _signature_pieces(issue.signature)
+    text = "".join(data.draw(st.lists(st.sampled_from(pieces), max_size=30)))
+    texts = [text, *(p.read_text(encoding="utf-8") for p in sorted(LOGS.glob("*.log")))]
+    for t in texts:
+        fast = search_signature(issue.signature, LogText(t))
+        plain = issue.signature.search(t)
+        assert (fast and fast.span()) == (plain and plain.span())
+
+
+#: the longest match of each curated signature whose literal end is bounded: its start
+#: lies exactly as far before its literal end as literal_ends allows
+LONGEST = {
+    "flash-attn-full-cudagraph-0.20": "Capturing CUDA graphs (mixed prefill-decode, FULL)"
+    + "a" * 400
+    + "\n"
+    + ("b" * 400 + "\n") * 80
+    + "c" * 400
+    + "an illegal memory access was encountered",
+    "flex-attention-dynamo-valueerror": "torch._dynamo.exc.Unsupported: Observed exception"
+    + "a" * 300
+    + "\n"
+    + ("b" * 1000 + "\n") * 30
+    + "c" * 1000
+    + "nn/attention/flex_attention.py",
+    "vllm-c-glibc-2.32-before-0.5.3": "GLIBC_2.32' not found (required by " + "p" * 300 + "vllm/_C",
+    "transformers-5-tokenizer-attributes": "has no attribute 'all_special_tokens_extended",
+}
+
+
+@pytest.mark.parametrize(("issue_id", "longest"), LONGEST.items(), ids=list(LONGEST))
+def test_search_signature_finds_the_longest_match(
+    matrix: Matrix, issue_id: str, longest: str
+) -> None:
+    (pattern,) = (i.signature for i in matrix.knowledge.issues if i.id == issue_id)
+    text = "noise\n" + longest + "\n"
+    found = search_signature(pattern, LogText(text))
+    assert found is not None
+    assert found.span() == (len("noise\n"), len("noise\n") + len(longest))
 
 
 @pytest.mark.parametrize(
