@@ -21,6 +21,7 @@ import os
 import runpy
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _timing import ROOT, line, measure, python_baseline
@@ -28,6 +29,7 @@ from _timing import ROOT, line, measure, python_baseline
 #: the adversarial log of the speed tests, shared rather than copied
 SPEED_TESTS = runpy.run_path(str(ROOT / "tests" / "test_doctor_speed.py"))
 BAR: str = SPEED_TESTS["BAR"]
+ADVERSARIAL_LOG: Callable[[int], str] = SPEED_TESTS["adversarial_log"]
 
 TARGET_S = 1.0
 
@@ -36,7 +38,7 @@ def big_log(size: int) -> str:
     """Progress bars, the adversarial log, then a real error: about ``size`` characters."""
     error = (ROOT / "tests/fixtures/logs/flash-attn-full-cudagraph-illegal-memory.log").read_text()
     bars = "\r".join([f"(EngineCore pid=1) {BAR}"] * (size // 2 // (len(BAR) + 20)))
-    return bars + "\n" + SPEED_TESTS["adversarial_log"](size // 2) + "\n" + error
+    return bars + "\n" + ADVERSARIAL_LOG(size // 2) + "\n" + error
 
 
 def main(argv: list[str] | None = None) -> int:
