@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given, reject, settings
 from hypothesis import strategies as st
 
 from vllm_pin.cli import main
@@ -180,10 +180,36 @@ def test_search_is_the_plain_window_search(text: str) -> None:
         (r"(a)\1x", None),  # back reference
         (r"a(?i:b)c", None),  # scoped flags
         (r"a{b", None),  # a brace that is not a quantifier
+        (r"a{}bc", None),  # nor is {}
+        (r"a{,}bc", [("bc", None)]),
     ],
 )
 def test_literal_ends(pattern: str, ends: list[tuple[str, int | None]] | None) -> None:
     assert literal_ends(re.compile(pattern)) == ends
+
+
+#: regex atoms and quantifiers over a three-letter alphabet, for random signatures
+ATOMS = ["a", "b", "c", "\\.", "[ab]", "[^\\n]", "(?:a|bc)", "(?=a)", "(?!b)", "^", "\\b", "."]
+QUANTIFIERS = ["", "", "", "?", "{0,3}", "{2}", "{,2}", "*", "{1,}?", "+"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(ATOMS), st.sampled_from(QUANTIFIERS)), max_size=6),
+    st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3).map("".join),
+    st.text(alphabet="abc.\n", max_size=40),
+)
+def test_search_signature_on_random_signatures(
+    atoms: list[tuple[str, str]], end: str, text: str
+) -> None:
+    """Random regexes ending with a literal: search_signature finds pattern.search's match."""
+    try:
+        pattern = re.compile("".join(a + q for a, q in atoms) + end, re.M)
+    except re.error:  # a quantified anchor
+        reject()
+    fast = search_signature(pattern, LogText(text))
+    plain = pattern.search(text)
+    assert (fast and fast.span()) == (plain and plain.span())
 
 
 @pytest.mark.parametrize("flags", [re.IGNORECASE, re.VERBOSE])

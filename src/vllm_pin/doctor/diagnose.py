@@ -311,7 +311,7 @@ def _repeat(branch: str, i: int) -> tuple[int | None, int] | None:
         i += 1
     elif c == "{":
         m = _QUANTIFIER.match(branch, i)
-        if m is None:
+        if m is None or m.group(0) == "{}":  # "{}" stands for itself
             return None
         low, comma, high = m.groups()
         most = int(high) if high else (None if comma else int(low or "0"))
