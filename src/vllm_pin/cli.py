@@ -83,7 +83,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """Build the top-level parser; only the named commands get their full sub-parser."""
+    """Build the top-level parser. Given ``commands`` (the one being run), only those get a
+    sub-parser: the other twelve would cost more start-up than the command's own options."""
     parser = _Parser(
         prog="vllm-pin",
         description="Pin, provision and verify vLLM environments from exact per-release data.",
@@ -93,6 +94,8 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
     parser.add_argument("--version", action="version", version=f"vllm-pin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
+        if commands and name not in commands:
+            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         if commands is None or name in commands:
             importlib.import_module(module).configure(p)
