@@ -31,8 +31,8 @@ FORBIDDEN = {
 #: the only places a function may import project code, and why
 LAZY_IMPORTS_ALLOWED = {
     "vllm_pin.cli": "a command's module loads only when that command runs",
-    "vllm_pin.pin.generate": "locks, pyproject edits, --without and --all load when asked for",
-    "vllm_pin.matrix.core": "the torch build tables load when first read (pin without --cuda)",
+    "vllm_pin.pin.generate": "locks, pyproject edits and --all load when asked for",
+    "vllm_pin.matrix.core": "build tables and known issues load when first read (not by pin)",
 }
 MAX_LAZY_IMPORTS = 10
 

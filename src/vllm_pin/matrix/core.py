@@ -3,14 +3,15 @@
 It reads ``matrix/releases.toml`` (facts from package metadata, written by refresh) and
 ``matrix/curated.toml`` (facts a human vouches for), validates both, and merges them into a
 :class:`ReleaseMatrix` whose answers say where they came from (:class:`Sourced`).
-:class:`vllm_pin.matrix.model.Matrix` adds the knowledge, timeline and observations that
-doctor, timeline and verify read; this module imports none of them, so `pin` never pays for
-their import.
+:class:`vllm_pin.matrix.model.Matrix` adds the timeline and observations that doctor,
+timeline and verify read; this module imports neither, and the torch build tables and known
+issues it parses from curated.toml are imported when first read, so `pin` never pays for them.
 
 Loading is fast by design: the parsed files come from :mod:`vllm_pin.matrix.cache` (keyed by
-their sha256), and the requirement lists (``pins``, ``requires-dist``), which are most of the
-parsing, are parsed on first use once the same files have passed a full check before. The
-first load of any new or edited file checks every row, so a bad entry still fails at once.
+their sha256), each release row is parsed when first read, and the requirement lists
+(``pins``, ``requires-dist``), which are most of the parsing, on first use, once the same
+files have passed a full check before. The first load of any new or edited file checks every
+row, so a bad entry still fails at once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from vllm_pin.names import DISTRIBUTIONS
 
 if TYPE_CHECKING:
     from vllm_pin.matrix.builds import Builds
+    from vllm_pin.matrix.knowledge import Knowledge
 
 T = TypeVar("T")
 R = TypeVar("R", covariant=True)
@@ -313,11 +315,19 @@ class ReleaseMatrix:
     _packages: Mapping[str, Mapping[Version, PackageInfo]]
     curated: dict[str, Any]
     anomalies: list[dict[str, Any]] = field(default_factory=list)
+    #: releases() per distribution, sorted once (`pin --all` asks for them per env)
+    _sorted: dict[str, tuple[Release, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- releases -----------------------------------------------------------------------
     def releases(self, distribution: str = "vllm") -> list[Release]:
         """Every release of ``distribution``, oldest first."""
-        return [r for _, r in sorted(self._releases.get(distribution, {}).items())]
+        rows = self._sorted.get(distribution)
+        if rows is None:
+            rows = tuple(r for _, r in sorted(self._releases.get(distribution, {}).items()))
+            self._sorted[distribution] = rows
+        return list(rows)
 
     def release(self, version: str | Version, distribution: str = "vllm") -> Release:
         """Exactly ``version``; an error naming the nearest known releases otherwise."""
@@ -434,6 +444,13 @@ class ReleaseMatrix:
         from vllm_pin.matrix.builds import parse_builds  # deferred: `pin` without --cuda
 
         return parse_builds(self.curated)
+
+    @cached_property
+    def knowledge(self) -> Knowledge:
+        """Known issues, config facts and knob replacements (validated on first use)."""
+        from vllm_pin.matrix.knowledge import parse_knowledge  # deferred: pin never reads it
+
+        return parse_knowledge(self.curated)
 
     # -- packages -----------------------------------------------------------------------
     def package(self, name: str, version: str | Version) -> PackageInfo | None:

@@ -1,10 +1,9 @@
 """The one typed loader for the compatibility matrix, with everything it knows.
 
-:class:`Matrix` is :class:`vllm_pin.matrix.core.ReleaseMatrix` (the release rows and curated
-lookups, all that `pin` needs and imports) plus what doctor, timeline and verify read, each
-loaded on first use: the known issues and config facts (:mod:`vllm_pin.matrix.knowledge`),
-the per-release timeline (:mod:`vllm_pin.matrix.timeline`) and the GPU observations
-(:mod:`vllm_pin.matrix.observed`).
+:class:`Matrix` is :class:`vllm_pin.matrix.core.ReleaseMatrix` (the release rows, curated
+lookups, build tables and known issues, all that `pin` needs and imports) plus what doctor,
+timeline and verify read, each loaded on first use: the per-release timeline
+(:mod:`vllm_pin.matrix.timeline`) and the GPU observations (:mod:`vllm_pin.matrix.observed`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from vllm_pin.matrix.core import (
     load_rows,
     series_of,
 )
-from vllm_pin.matrix.knowledge import Knowledge, parse_knowledge
 from vllm_pin.matrix.observed import Observations, load_observations
 from vllm_pin.matrix.timeline import TimelineEntry, load_timeline
 from vllm_pin.names import DISTRIBUTIONS, MACHINES
@@ -47,13 +45,8 @@ __all__ = [
 
 
 class Matrix(ReleaseMatrix):
-    """The merged view of releases.toml and curated.toml, with knowledge, timeline and
+    """The merged view of releases.toml and curated.toml, with the timeline and
     observations."""
-
-    @cached_property
-    def knowledge(self) -> Knowledge:
-        """Known issues, config facts and knob replacements (validated on first use)."""
-        return parse_knowledge(self.curated)
 
     @cached_property
     def observations(self) -> Observations:

@@ -20,6 +20,7 @@ from packaging.version import Version
 from vllm_pin.errors import VllmPinError
 from vllm_pin.fsutil import finish_pending, write_all
 from vllm_pin.index.settings import redact_text
+from vllm_pin.matrix import cache
 from vllm_pin.matrix.toml_emit import toml_inline
 from vllm_pin.pin.cutoff import NO_CUTOFF, Cutoff, lock_cutoff
 from vllm_pin.pin.lock import Target
@@ -33,9 +34,9 @@ from vllm_pin.pin.pins import (
     effective_sources,
     python_candidates,
     render_requirements,
+    warn_without,
 )
 from vllm_pin.pin.stale import differs, report_stale
-from vllm_pin.pin.without import warn_without
 
 if TYPE_CHECKING:
     from vllm_pin.matrix.core import ReleaseMatrix
@@ -261,16 +262,12 @@ def render_env_toml(
 
 
 def _read_toml_file(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.9/3.10 only
-        import tomli as tomllib
+    """An env's env.toml or SKIPPED.toml ({} when absent), through the matrix parse cache."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return cache.read_toml(path)[0]
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
         raise VllmPinError(f"{path} is not valid TOML ({exc}); delete it and re-run") from None
 
 

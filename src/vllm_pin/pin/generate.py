@@ -4,7 +4,7 @@ Pins come from the committed matrix only, so writing requirements-vllm.txt works
 and fast; only `--lock` and the pyproject clash check run uv (and so need an index). This
 module orders the work; it lives in pins, cutoff, lockfile, pyproject_extra and envs_dir.
 
-The modules of locks, pyproject edits, `--without` and `--all` are imported where they are
+The modules of locks, pyproject edits and `--all` are imported where they are
 asked for, not at the top: a plain requirements file must cost about an interpreter start
 (their imports were a third of it), see benchmarks/pin_speed.py.
 """
@@ -30,6 +30,7 @@ from vllm_pin.pin.pins import (
     explain,
     python_candidates,
     render_requirements,
+    warn_without,
     with_torch_build,
 )
 from vllm_pin.pin.stale import differs, report_stale
@@ -104,10 +105,7 @@ def generate_one(m: ReleaseMatrix, options: PinOptions) -> int:
     platform = options.python_platform or default_platform(pinset.platform)
     release = resolution.release
     print(f"{release.distribution} {release.version}: picked by {resolution.rule}")
-    if options.without:
-        from vllm_pin.pin.without import warn_without  # deferred: curated knowledge
-
-        warn_without(m, release, options.without)
+    warn_without(m, release, options.without)
     if options.explain:
         print("\n".join(explain(pinset, m)))
     lock_path = Path(options.lock_output) if options.lock_output else output.with_suffix(".lock")

@@ -7,7 +7,10 @@ Requires-Python, its wheel tags and its torch.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,15 @@ MIN_MANYLINUX = Version("2.28")
 TORCH_INDEX_PACKAGES = ("torch", "torchvision", "torchaudio")
 _BUILD_RE = re.compile(r"^cu\d{3}$")
 _EXTRA_RE = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+
+
+def warn_without(m: ReleaseMatrix, release: Release, without: Sequence[str]) -> None:
+    """A stderr line per `--without` distribution every engine start of the release needs
+    (curated `[[config-facts]]` `requires`); nothing is written differently."""
+    if not without:
+        return
+    for line in m.knowledge.without_warnings(release.distribution, release.version, without):
+        print(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -224,9 +236,15 @@ def _applies(req: Requirement, machine: str, extra: str = "") -> bool:
     return any(req.marker.evaluate(marker_environment(py, machine, extra)) for py in pythons)
 
 
+@functools.cache
+def _interpreter_environment() -> tuple[tuple[str, str], ...]:
+    """This interpreter's marker variables, asked once: the platform module is slow."""
+    return tuple((k, str(v)) for k, v in default_environment().items())
+
+
 def marker_environment(python: str, machine: str, extra: str = "") -> dict[str, str]:
     """Marker variables of CPython ``python`` on Linux ``machine``."""
-    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    env = dict(_interpreter_environment())
     env.update(linux_markers(machine))
     env.update(
         python_version=python,
