@@ -147,6 +147,7 @@ def test_zip_of_random_bytes(data: bytes) -> None:
 @SETTINGS
 @given(st.lists(st.tuples(st.integers(0, len(WHEEL) - 1), st.integers(0, 255)), max_size=8))
 @example([(WHEEL.rindex("é".encode()), 0xFF)])  # a name flagged UTF-8 that is not
+@example([(223, 0), (253, 10)])  # a member name with a newline in a corrupt zip's message
 def test_zip_with_corrupted_bytes(flips: list[tuple[int, int]]) -> None:
     data = bytearray(WHEEL)
     for at, value in flips:

@@ -16,7 +16,22 @@ class UnknownReleaseError(VllmPinError):
 
 
 class PackageIndexError(VllmPinError):
-    """The package index could not be read (network down, HTTP error, bad response)."""
+    """The package index could not be read (network down, HTTP error, bad response).
+
+    The message may quote what the index sent (a file name, a zip member's name), so its
+    control characters are shown escaped: a hostile name cannot break the one-line error
+    or drive the terminal.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
+
+def printable(text: str) -> str:
+    """``text`` with each non-printable character (newline, escape, NUL) as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class PyprojectError(VllmPinError):
