@@ -337,7 +337,7 @@ class PyPIClient:
 
     def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
         """Members of a wheel whose path matches `want`, read through range requests."""
-        entries = [e for e in self._central_directory(f) if want(e.name)]
+        entries = self._central_directory(f, want)
         cache = self._file_cache(f)
         out: dict[str, bytes] = {}
         missing: list[zipread.ZipEntry] = []
@@ -357,20 +357,27 @@ class PyPIClient:
 
     def entries(self, f: IndexFile, want: Callable[[str], bool]) -> list[zipread.ZipEntry]:
         """The central directory entries of a wheel whose path matches `want` (cached)."""
-        return [e for e in self._central_directory(f) if want(e.name)]
+        return self._central_directory(f, want)
 
     def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
         """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
         return zipread.iter_member_prefix(entry, self._fetcher(f, "elf"), f.filename, limit=limit)
 
-    def _central_directory(self, f: IndexFile) -> list[zipread.ZipEntry]:
+    def _central_directory(
+        self, f: IndexFile, want: Callable[[str], bool]
+    ) -> list[zipread.ZipEntry]:
+        """The entries of a wheel whose name matches `want`. The directory is cached as its own
+        bytes after its entry count (writing them costs nothing; JSON cost more than parsing)."""
         cache = self._file_cache(f)
-        path = cache / "central-directory.json" if cache else None
-        if path is not None and path.is_file():
-            try:
-                return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
-            except (OSError, ValueError, TypeError, RecursionError):
-                pass  # a damaged cache entry is read again from the index
+        path = cache / "central-directory.bin" if cache else None
+        if path is not None:
+            data = _cached_bytes(path, 8 + zipread.MAX_CENTRAL_DIRECTORY_BYTES)
+            if data is not None and len(data) >= 8:
+                try:
+                    total = int.from_bytes(data[:8], "little")
+                    return zipread.parse_central_directory(data[8:], total, f.filename, want)
+                except zipread.ZipReadError:
+                    pass  # a damaged cache entry is read again from the index
         tail: list[tuple[int, bytes]] = []
         fetch_tail = self._fetcher(f, "zip-tail")
 
@@ -379,12 +386,13 @@ class PyPIClient:
             tail.append((start, data))
             return data
 
-        entries = zipread.read_central_directory(f.size, fetch, f.filename)
+        cd, total = zipread.fetch_central_directory(f.size, fetch, f.filename)
+        entries = zipread.parse_central_directory(cd, total, f.filename, want)
         if tail and f.sha256:
             with self._lock:
                 self._tails[f.sha256] = tail[0]
-        if path is not None:  # ZipEntry is a NamedTuple: each is written as its row of fields
-            write_cache_file(path, json.dumps(entries).encode())
+        if path is not None:
+            write_cache_file(path, total.to_bytes(8, "little") + cd)
         return entries
 
     def _fetcher(self, f: IndexFile, kind: str) -> zipread.RangeFetcher:
