@@ -160,24 +160,39 @@ def _candidates(data: bytes, end: str) -> Iterator[tuple[int, int]]:
             at = data.find(needle, at + 1)
 
 
+def _records_before(data: bytes, end: str, target: int) -> Iterator[int]:
+    """Where a record could start before `target`, nearest first: offsets from a record
+    length below it down to `_MAX_AUX` records below, in steps of 4 from it, whose first
+    halfword (a record's version) is 1. `bytes.rfind` skips the rest of the window."""
+    one = struct.pack(end + "H", 1)
+    low = max(0, target - _RECORD * (_MAX_AUX + 1) + 1)
+    high = target - _RECORD + 2  # rfind's end is exclusive: a match may start at target - 16
+    while high - 2 >= low:
+        at = data.rfind(one, low, high)
+        if at < 0:
+            return
+        if (target - at) % 4 == 0:
+            yield at
+        high = at + 1
+
+
 def _section_start(data: bytes, end: str, vernaux: int, dynstr: int) -> int | None:
     """The first Verneed of the section holding the Vernaux at `vernaux`."""
-    window = _RECORD * (_MAX_AUX + 1)
     start = next(
         (
             at
-            for at in range(vernaux - _RECORD, max(-4, vernaux - window), -4)
+            for at in _records_before(data, end, vernaux)
             if _chain(data, end, at, dynstr) is not None
         ),
         None,
     )
     if start is None:
         return None
-    while True:  # walk back to the records that link to this one
+    while True:  # walk back to the records that link to this one (lld: Verneeds first)
         back = next(
             (
                 at
-                for at in range(start - _RECORD, max(-4, start - window), -4)  # lld: Verneeds first
+                for at in _records_before(data, end, start)
                 if _links_to(data, end, at, start, dynstr)
             ),
             None,
