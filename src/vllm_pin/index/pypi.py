@@ -336,17 +336,34 @@ class PyPIClient:
 
     def core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         """The wheel's METADATA and where it came from: "pep658" or "range"."""
-        cache = self._file_cache(f)
-        if cache is not None:
-            for source in METADATA_SOURCES:
-                path = cache / f"METADATA.{source}"
-                data = _cached_bytes(path, MAX_METADATA_BYTES)
-                if data is not None:
-                    return data, source
+        cached = self.cached_core_metadata(f)
+        if cached is not None:
+            return cached
         data, source = self._fetch_core_metadata(f)
+        cache = self._file_cache(f)
         if cache is not None:
             write_cache_file(cache / f"METADATA.{source}", data)
         return data, source
+
+    def cached_core_metadata(self, f: IndexFile) -> tuple[bytes, str] | None:
+        """`core_metadata` when it is in the cache (no request); None when it is not."""
+        cache = self._file_cache(f)
+        if cache is not None:
+            for source in METADATA_SOURCES:
+                data = _cached_bytes(cache / f"METADATA.{source}", MAX_METADATA_BYTES)
+                if data is not None:
+                    return data, source
+        return None
+
+    def map_uncached(
+        self, cached: Callable[[T], R | None], fn: Callable[[T], R], items: Iterable[T]
+    ) -> list[R]:
+        """`map(fn, items)`, except that each item `cached` answers (a cache read, no request)
+        is answered here: a refresh with nothing new starts no threads for them."""
+        items = list(items)
+        found = [cached(item) for item in items]
+        fetched = iter(self.map(fn, [item for item, got in zip(items, found) if got is None]))
+        return [next(fetched) if got is None else got for got in found]
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         if f.core_metadata is not False:

@@ -65,7 +65,8 @@ def from_row(row: Mapping[str, Any]) -> WheelGlibc:
 
 def is_library(name: str) -> bool:
     """A shared library by its path in the wheel (`x.so`, `x.so.12`)."""
-    return bool(_LIBRARY.search(name))
+    # called on every name of ~300 central directories: the `in` test skips most of them
+    return ".so" in name and _LIBRARY.search(name) is not None
 
 
 def library_floor(client: PyPIClient, f: IndexFile, entry: ZipEntry) -> tuple[bool, Version | None]:

@@ -31,7 +31,6 @@ from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, repres
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
     PACKAGES,
-    Metadata,
     exact_pin,
     parse_metadata,
     parse_requirement,
@@ -105,12 +104,10 @@ def collect(
     jobs = [(d, v, m, rep.file) for d, v, _, reps in plan for m, (rep, _) in reps.items()]
     counter = _Counter(progress, "release metadata", len(jobs))
 
-    def read(job: tuple[str, Version, str, IndexFile]) -> tuple[Metadata, str]:
-        data, source = client.core_metadata(job[3])
-        counter.tick()
-        return parse_metadata(data), source
-
-    metas = dict(zip([(d, v, m) for d, v, m, _ in jobs], client.map(read, jobs)))
+    raw = _core_metadata(client, [job[3] for job in jobs], counter)
+    metas = {
+        (d, v, m): (parse_metadata(data), source) for (d, v, m, _), (data, source) in zip(jobs, raw)
+    }
     if progress is not None:
         progress("library glibc versions", 0, len(jobs))
     floors = glibc_scan.collect(client, [job[3] for job in jobs])
@@ -148,6 +145,25 @@ def collect(
     doc["anomalies"] = find_anomalies(doc, problems)
     result.document = doc
     return result
+
+
+def _core_metadata(
+    client: PyPIClient, files: Sequence[IndexFile], counter: _Counter
+) -> list[tuple[bytes, str]]:
+    """Each file's METADATA and its source; only those not cached go to the thread pool."""
+
+    def cached(f: IndexFile) -> tuple[bytes, str] | None:
+        got = client.cached_core_metadata(f)
+        if got is not None:
+            counter.tick()
+        return got
+
+    def fetch(f: IndexFile) -> tuple[bytes, str]:
+        got = client.core_metadata(f)
+        counter.tick()
+        return got
+
+    return client.map_uncached(cached, fetch, files)
 
 
 def _pinned_versions(entries: Iterable[Mapping[str, Any]]) -> set[tuple[str, Version]]:
@@ -197,14 +213,9 @@ def _packages(
         if wheel is not None:
             picks.append((name, version, wheel))
     counter = _Counter(progress, "package metadata", len(picks))
-
-    def read(pick: tuple[str, Version, Wheel]) -> dict[str, Any]:
-        data, source = client.core_metadata(pick[2].file)
-        counter.tick()
-        return package_row(pick[0], parse_metadata(data), source, pick[2])
-
-    for (name, version, wheel), row in zip(picks, client.map(read, picks)):
-        rows[name][version] = row
+    raw = _core_metadata(client, [wheel.file for _, _, wheel in picks], counter)
+    for (name, version, wheel), (data, source) in zip(picks, raw):
+        rows[name][version] = package_row(name, parse_metadata(data), source, wheel)
         result.metadata_files.append(wheel.file)
     return {name: {str(v): rows[name][v] for v in sorted(rows[name])} for name in sorted(rows)}
 
