@@ -220,3 +220,20 @@ def test_default_cache_dir_respects_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert default_cache_dir() == tmp_path / "vllm-pin"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "vllm-pin"
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x07" * 8, b"\x01" + b"\x00" * 7 + b"PK\x01\x02"])
+def test_a_damaged_central_directory_cache_is_read_again(
+    index: FakeIndex, tmp_path: Path, damage: bytes
+) -> None:
+    client = client_for(index, tmp_path)
+    wheel = file_named(client, "vllm", RANGE_WHEEL)
+    first = client.entries(wheel, lambda n: n.endswith("METADATA"))
+    (cached,) = (tmp_path / "cache" / "files" / wheel.sha256).glob("central-directory.*")
+    cached.write_bytes(damage)
+    again = client_for(index, tmp_path)
+    before = len(index.log)
+    assert again.entries(wheel, lambda n: n.endswith("METADATA")) == first
+    assert len(index.log) > before  # read from the index, and cached again
+    assert client_for(index, tmp_path).entries(wheel, lambda n: n.endswith("METADATA")) == first
+    assert cached.read_bytes() != damage

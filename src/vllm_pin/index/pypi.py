@@ -183,6 +183,9 @@ class PyPIClient:
         #: the tail each wheel's zip was read through (sha256 -> (offset, bytes)), so members
         #: that lie in it (often the METADATA) cost no second request
         self._tails: dict[str, tuple[int, bytes]] = {}
+        #: project -> sha256 of the index page last read for it: what a refresh read, so a
+        #: later one can tell whether anything it depends on changed (refresh.memo)
+        self.page_digests: dict[str, str] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -322,7 +325,10 @@ class PyPIClient:
                 write_cache_file(cache, json.dumps(record).encode())
         try:
             data = json.loads(body)
-            return [_parse_file(raw, url) for raw in data["files"]]
+            files = [_parse_file(raw, url) for raw in data["files"]]
+            with self._lock:
+                self.page_digests[norm] = hashlib.sha256(body.encode()).hexdigest()
+            return files
         except PackageIndexError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:

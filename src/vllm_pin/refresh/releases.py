@@ -38,7 +38,7 @@ from vllm_pin.matrix.core_metadata import (
 )
 from vllm_pin.matrix.releases_file import SCHEMA, dumps, loads
 from vllm_pin.names import DISTRIBUTIONS
-from vllm_pin.refresh import glibc_scan, timeline_scan
+from vllm_pin.refresh import glibc_scan, memo, timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
@@ -243,8 +243,12 @@ def _timeline_output(
 ) -> Output:
     """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see timeline_scan)."""
     wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
-    old = _read_committed(path)
     new = timeline_scan.merged_text(client, wheels, path if only is not None else None)
+    return _timeline_text_output(path, new)
+
+
+def _timeline_text_output(path: Path, new: str) -> Output:
+    old = _read_committed(path)
 
     def changes() -> list[str]:
         old_rows = (_loads_or_none(old) or {}).get("vllm") or {}
@@ -270,12 +274,15 @@ def refresh_outputs(
     cache_dir: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
+    client: PyPIClient | None = None,
 ) -> list[Output]:
     """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
 
     With ``only``, those releases are re-read and every other row is kept from the committed
     files (which must exist). ``recorded_index_url`` is what meta.index-url says (default:
-    the index URL without credentials). Nothing is written.
+    the index URL without credentials). ``client`` replaces the one built from ``index_url``,
+    ``cache_dir`` and ``timeout``. A full refresh whose inputs did not change since the last
+    one returns that one's texts (see `memo`). Nothing is written to the matrix.
     """
     path = matrix_dir / "releases.toml"
     old_text = _read_committed(path)
@@ -284,15 +291,32 @@ def refresh_outputs(
         if old_text is None:
             raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
         base = loads(old_text)
-    client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
+    if client is None:
+        client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
+    recorded = recorded_index_url or client.index_url
+    timeline = matrix_dir / "timeline.toml"
+    kept = memo.load(client, recorded) if only is None else None
+    if kept is not None and len(kept) == 2:  # nothing changed since the last full refresh
+        return [
+            Output(
+                path,
+                old_text,
+                kept[0],
+                lambda: summarize(_loads_or_none(old_text), loads(kept[0])),
+            ),
+            _timeline_text_output(timeline, kept[1]),
+        ]
     result = collect(client, only=only, base=base, progress=progress)
-    result.document["meta"]["index-url"] = recorded_index_url or client.index_url
-    return [
+    result.document["meta"]["index-url"] = recorded
+    outputs = [
         Output(
             path,
             old_text,
             dumps(result.document),
             lambda: summarize(base or _loads_or_none(old_text), result.document),
         ),
-        _timeline_output(client, result, matrix_dir / "timeline.toml", only),
+        _timeline_output(client, result, timeline, only),
     ]
+    if only is None:
+        memo.store(client, recorded, [o.new for o in outputs])
+    return outputs
