@@ -40,9 +40,11 @@ class ZipClient:
         self.cache_dir = cache_dir
         self.asked: list[str] = []
 
-    def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
+    def read_members(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> dict[str, bytes]:
         with zipfile.ZipFile(self.wheels[f.filename]) as z:
-            names = [n for n in z.namelist() if want(n)]
+            names = [n for n in z.namelist() if hint in n and want(n)]
             self.asked += names
             return {n: z.read(n) for n in names}
 

@@ -195,3 +195,8 @@ def test_enum_class_found_only_where_defined(source: str, found: bool) -> None:
     modes, path = vllm_source.find_cudagraph_modes({"vllm/config.py": source})
     assert bool(modes) is found
     assert path == ("vllm/config.py" if found else "")
+
+
+def test_every_member_read_contains_the_hint() -> None:
+    """read_members skips names without MEMBER_HINT undecoded: no wanted path may lack it."""
+    assert all(vllm_source.MEMBER_HINT in path for path in vllm_source.MEMBER_PATTERNS)

@@ -186,3 +186,12 @@ def test_central_directory_keeps_only_the_wanted_names(names: list[str]) -> None
     assert [e.name for e in parse_central_directory(cd, total, "n.whl")] == names
     with pytest.raises(ZipReadError, match=f"holds {total} entries, the end record says 9"):
         parse_central_directory(cd, 9, "n.whl", lambda n: False)  # counted, even unwanted
+
+
+def test_a_hint_skips_names_without_it_and_still_counts_them() -> None:
+    names = ["pkg/a.so", "pkg/b.py", "caf\u00e9/c.so.1", "pkg/d.txt"]
+    data = make_zip(dict.fromkeys(names, b"x"))
+    cd, total = fetch_central_directory(len(data), Fetcher(data), "h.whl")
+    seen: list[str] = []
+    got = parse_central_directory(cd, total, "h.whl", lambda n: seen.append(n) is None, ".so")
+    assert [e.name for e in got] == seen == ["pkg/a.so", "caf\u00e9/c.so.1"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from packaging.utils import canonicalize_name
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.fsutil import default_cache_dir, write_cache_file
@@ -50,6 +53,7 @@ DEFAULT_WORKERS = 64
 REQUEST_KINDS = ("index", "metadata", "zip-tail", "members", "elf")
 
 if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
     from requests.sessions import _Cert, _Settings, _TextMapping, _Verify
 
 T = TypeVar("T")
@@ -148,6 +152,51 @@ class _Session(requests.Session):
         return {**settings, "proxies": dict(settings["proxies"])}
 
 
+class _Adapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter whose verifying connections share one SSL context per CA bundle, which
+    loaded it once: requests has each new connection load the bundle again (~20 ms of CPU;
+    a cold refresh opens ~100). The certificates trusted are the same: the bundle alone (the
+    default one, or REQUESTS_CA_BUNDLE's)."""
+
+    def __init__(self, pool_maxsize: int) -> None:
+        super().__init__(pool_maxsize=pool_maxsize)
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts_lock = threading.Lock()
+
+    def _context(self, bundle: str) -> ssl.SSLContext:
+        with self._contexts_lock:
+            context = self._contexts.get(bundle)
+            if context is None:
+                context = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+                if os.path.isdir(bundle):
+                    context.load_verify_locations(capath=bundle)
+                else:
+                    context.load_verify_locations(cafile=bundle)
+                self._contexts[bundle] = context
+            return context
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if verify and host["scheme"] == "https":
+            bundle = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+            pool.pop("ca_certs", None)
+            pool.pop("ca_cert_dir", None)
+            pool["ssl_context"] = self._context(bundle)
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        with self._contexts_lock:
+            ours = conn.conn_kw.get("ssl_context") in self._contexts.values()
+        if ours:
+            conn.ca_certs = conn.ca_cert_dir = None  # its context holds the bundle already
+
+
 class PyPIClient:
     """Reads a PEP 691 simple index with retries, a disk cache and a bounded thread pool."""
 
@@ -172,7 +221,7 @@ class PyPIClient:
         self.max_workers = max_workers
         if session is None:
             session = _Session()
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max_workers)
+            adapter = _Adapter(pool_maxsize=max_workers)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
@@ -384,16 +433,19 @@ class PyPIClient:
                 return data, "pep658"
             if resp.status_code != 404:
                 raise PackageIndexError(f"cannot read {f.url}.metadata: HTTP {resp.status_code}")
-        members = self.read_members(f, _is_dist_info_metadata)
+        members = self.read_members(f, _is_dist_info_metadata, _DIST_INFO_METADATA)
         if len(members) != 1:
             raise PackageIndexError(
                 f"{f.filename}: expected one *.dist-info/METADATA, found {len(members)}"
             )
         return next(iter(members.values())), "range"
 
-    def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
-        """Members of a wheel whose path matches `want`, read through range requests."""
-        entries = self._central_directory(f, want)
+    def read_members(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> dict[str, bytes]:
+        """Members of a wheel whose path matches `want` (and contains `hint`, an ASCII text
+        that lets the other names be skipped undecoded), read through range requests."""
+        entries = self._central_directory(f, want, hint)
         cache = self._file_cache(f)
         out: dict[str, bytes] = {}
         missing: list[zipread.ZipEntry] = []
@@ -411,16 +463,19 @@ class PyPIClient:
         out.update(fetched)
         return dict(sorted(out.items()))
 
-    def entries(self, f: IndexFile, want: Callable[[str], bool]) -> list[zipread.ZipEntry]:
-        """The central directory entries of a wheel whose path matches `want` (cached)."""
-        return self._central_directory(f, want)
+    def entries(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> list[zipread.ZipEntry]:
+        """The central directory entries of a wheel whose path matches `want` and contains
+        `hint` (see read_members); the directory is cached."""
+        return self._central_directory(f, want, hint)
 
     def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
         """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
         return zipread.iter_member_prefix(entry, self._fetcher(f, "elf"), f.filename, limit=limit)
 
     def _central_directory(
-        self, f: IndexFile, want: Callable[[str], bool]
+        self, f: IndexFile, want: Callable[[str], bool], hint: str
     ) -> list[zipread.ZipEntry]:
         """The entries of a wheel whose name matches `want`. The directory is cached as its own
         bytes after its entry count (writing them costs nothing; JSON cost more than parsing)."""
@@ -431,7 +486,7 @@ class PyPIClient:
             if data is not None and len(data) >= 8:
                 try:
                     total = int.from_bytes(data[:8], "little")
-                    return zipread.parse_central_directory(data[8:], total, f.filename, want)
+                    return zipread.parse_central_directory(data[8:], total, f.filename, want, hint)
                 except zipread.ZipReadError:
                     pass  # a damaged cache entry is read again from the index
         tail: list[tuple[int, bytes]] = []
@@ -443,7 +498,7 @@ class PyPIClient:
             return data
 
         cd, total = zipread.fetch_central_directory(f.size, fetch, f.filename)
-        entries = zipread.parse_central_directory(cd, total, f.filename, want)
+        entries = zipread.parse_central_directory(cd, total, f.filename, want, hint)
         if tail and f.sha256:
             with self._lock:
                 self._tails[f.sha256] = tail[0]
@@ -536,6 +591,9 @@ def _member_key(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+_DIST_INFO_METADATA = ".dist-info/METADATA"
+
+
 def _is_dist_info_metadata(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"
+    """`X.dist-info/METADATA`, at the top of the wheel."""
+    return name.endswith(_DIST_INFO_METADATA) and name.count("/") == 1

@@ -83,7 +83,8 @@ def read_central_directory(
 ) -> list[ZipEntry]:
     """Return the entries whose name matches `want` of the zip of `size` bytes; `label` names
     the file in errors."""
-    return parse_central_directory(*fetch_central_directory(size, fetch, label), label, want)
+    cd, total = fetch_central_directory(size, fetch, label)
+    return parse_central_directory(cd, total, label, want)
 
 
 def fetch_central_directory(size: int, fetch: RangeFetcher, label: str) -> tuple[bytes, int]:
@@ -140,10 +141,19 @@ _CENTRAL_HEADER = struct.Struct("<4s4xHH4xIIIHHH8xI")
 
 
 def parse_central_directory(
-    cd: bytes, entries_total: int, label: str, want: Callable[[str], bool] = lambda _: True
+    cd: bytes,
+    entries_total: int,
+    label: str,
+    want: Callable[[str], bool] = lambda _: True,
+    hint: str = "",
 ) -> list[ZipEntry]:
     """The entries of a central directory whose name matches `want`; ZipReadError when it is
-    corrupt or holds other than `entries_total` entries."""
+    corrupt or holds other than `entries_total` entries.
+
+    `hint`, an ASCII text that every wanted name contains, skips the other names before they
+    are decoded (an ASCII byte means the same character in UTF-8 and in cp437).
+    """
+    needle = hint.encode("ascii")
     # one struct call per entry and a ZipEntry only for the wanted ones: a vLLM wheel has up to
     # ~16000 entries, a refresh reads ~300 wheels' directories
     unpack = _CENTRAL_HEADER.unpack_from
@@ -164,20 +174,22 @@ def parse_central_directory(
             raise ZipReadError(
                 f"{label}: corrupt zip: central directory entry at {pos} runs past it"
             )
-        raw_name = cd[start : start + name_len]
+        count += 1
+        pos, name_end = end, start + name_len
+        if needle and cd.find(needle, start, name_end) < 0:
+            continue
+        raw_name = cd[start:name_end]
         # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
         name = (
             raw_name.decode("ascii")
             if raw_name.isascii()
             else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         )
-        count += 1
         if want(name):
             if 0xFFFFFFFF in (usize, csize, offset):
-                extra = cd[start + name_len : start + name_len + extra_len]
+                extra = cd[name_end : name_end + extra_len]
                 usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
             entries.append(ZipEntry(name, offset, csize, usize, method, crc))
-        pos = end
     if count != entries_total:
         raise ZipReadError(
             f"{label}: corrupt zip: central directory holds {count} entries, "

@@ -46,6 +46,9 @@ MEMBER_PATTERNS: frozenset[str] = frozenset(
 )
 """Every wheel member the parsers below read (exact paths inside the wheel)."""
 
+MEMBER_HINT = "vllm/"
+"""What every path of MEMBER_PATTERNS contains (it lets a wheel's other names be skipped)."""
+
 _BACKEND_CLASSES = ("AttentionBackendEnum", "_Backend")
 _CHOICE_HELPERS = frozenset({"env_with_choices", "env_list_with_choices", "env_set_with_choices"})
 

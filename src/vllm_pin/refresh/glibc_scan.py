@@ -108,7 +108,7 @@ def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, W
             misses.append(f)
         else:
             out[f] = cached
-    listings = client.map(lambda f: client.entries(f, is_library), misses)
+    listings = client.map(lambda f: client.entries(f, is_library, ".so"), misses)
     jobs = [(f, e) for f, entries in zip(misses, listings) for e in entries]
     results = client.map(lambda job: library_floor(client, *job), jobs)
     per_wheel: dict[IndexFile, dict[str, tuple[bool, Version | None]]] = {f: {} for f in misses}

@@ -41,7 +41,7 @@ def collect(
             out[version] = cached
 
     def read(item: tuple[Version, IndexFile]) -> dict[str, bytes]:
-        return client.read_members(item[1], vllm_source.wanted_member)
+        return client.read_members(item[1], vllm_source.wanted_member, vllm_source.MEMBER_HINT)
 
     # the reads run on the pool; the parsing runs here, in version order, so a text that the
     # release before shipped unchanged is parsed once (vllm_source keeps the last few)
