@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import FakeIndex, Route, Sparse
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.fsutil import default_cache_dir
+from vllm_pin.index import pypi
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.index.zipread import TAIL_BYTES
 
@@ -237,3 +240,23 @@ def test_a_damaged_central_directory_cache_is_read_again(
     assert len(index.log) > before  # read from the index, and cached again
     assert client_for(index, tmp_path).entries(wheel, lambda n: n.endswith("METADATA")) == first
     assert cached.read_bytes() != damage
+
+
+def test_a_host_name_is_resolved_once_for_all_connections(
+    index: FakeIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many connections opened at once make one lookup: resolvers drop bursts of them."""
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    monkeypatch.setattr(pypi, "_RESOLVER", pypi._Resolver())
+    url = index.url.replace("127.0.0.1", "localhost")  # ::1 first, where nothing listens
+    client = PyPIClient(f"{url}/simple/", tmp_path / "cache", timeout=5, max_workers=8)
+    pages = client.map(lambda _: client.project("vllm"), range(16))
+    assert pages[0] and all(page == pages[0] for page in pages)
+    assert looked_up.count("localhost") == 1

@@ -11,9 +11,11 @@ released file never changes.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -152,6 +154,84 @@ class _Session(requests.Session):
         return {**settings, "proxies": dict(settings["proxies"])}
 
 
+class _Resolver:
+    """Each host name resolved once per process (for `_RESOLVE_TTL` seconds), whatever the
+    number of connections: a cold refresh opens ~100 at once, and a burst of lookups is what
+    resolvers drop (seen here: 64 at once, each one a 5 s timeout in four)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self._host_locks: dict[tuple[str, int], threading.Lock] = {}
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses in getaddrinfo's order; socket.gaierror when it has none."""
+        key = (host, port)
+        with self._lock:
+            host_lock = self._host_locks.setdefault(key, threading.Lock())
+        with host_lock:  # one lookup per host at a time; the others wait for its answer
+            hit = self._hosts.get(key)
+            if hit is not None and time.monotonic() - hit[0] < _RESOLVE_TTL:
+                return hit[1]
+            family = urllib3.util.connection.allowed_gai_family()
+            found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+            self._hosts[key] = (time.monotonic(), addresses)
+            return addresses
+
+
+_RESOLVE_TTL = 300.0
+_RESOLVER = _Resolver()
+
+
+class _ResolvedOnce(urllib3.connection.HTTPConnection):
+    """A connection that takes the host's addresses from `_RESOLVER` and connects to each in
+    turn, as urllib3 does with a fresh lookup (TLS still checks the host name)."""
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host
+        if _is_ip(host.strip("[]")):
+            return super()._new_conn()
+        try:
+            addresses = _RESOLVER.addresses(host, self.port)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        error: Exception | None = None
+        try:
+            for address in addresses:
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except (
+                    urllib3.exceptions.NewConnectionError,
+                    urllib3.exceptions.TimeoutError,
+                ) as exc:
+                    error = exc
+        finally:
+            self._dns_host = host
+        raise error or urllib3.exceptions.NewConnectionError(self, f"{host} has no address")
+
+
+class _HTTPSResolvedOnce(_ResolvedOnce, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _ResolvedOnce
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSResolvedOnce
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class _Adapter(requests.adapters.HTTPAdapter):
     """An HTTPAdapter whose verifying connections share one SSL context per CA bundle, which
     loaded it once: requests has each new connection load the bundle again (~20 ms of CPU;
@@ -162,6 +242,12 @@ class _Adapter(requests.adapters.HTTPAdapter):
         super().__init__(pool_maxsize=pool_maxsize)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._contexts_lock = threading.Lock()
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def _context(self, bundle: str) -> ssl.SSLContext:
         with self._contexts_lock:
@@ -516,11 +602,17 @@ class PyPIClient:
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Apply fn to every item on a bounded thread pool; results keep the input order."""
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """`map`, yielding each result as soon as it and those before it are done: the caller
+        works on the first ones while the pool still reads the rest."""
         items = list(items)
         if len(items) <= 1:
-            return [fn(item) for item in items]
+            yield from (fn(item) for item in items)
+            return
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(fn, items))
+            yield from pool.map(fn, items)
 
 
 def _read_body(

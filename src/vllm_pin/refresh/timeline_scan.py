@@ -43,9 +43,10 @@ def collect(
     def read(item: tuple[Version, IndexFile]) -> dict[str, bytes]:
         return client.read_members(item[1], vllm_source.wanted_member, vllm_source.MEMBER_HINT)
 
-    # the reads run on the pool; the parsing runs here, in version order, so a text that the
-    # release before shipped unchanged is parsed once (vllm_source keeps the last few)
-    for (version, f), raw in zip(misses, client.map(read, misses)):
+    # the reads run on the pool; the parsing runs here, in version order while the pool reads
+    # on, so a text that the release before shipped unchanged is parsed once (vllm_source
+    # keeps the last few)
+    for (version, f), raw in zip(misses, client.imap(read, misses)):
         try:
             entry = vllm_source.entry_from_files(
                 {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
