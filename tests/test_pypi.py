@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from conftest import FakeIndex, Route, Sparse
 from vllm_pin.errors import PackageIndexError
@@ -260,3 +263,19 @@ def test_a_host_name_is_resolved_once_for_all_connections(
     pages = client.map(lambda _: client.project("vllm"), range(16))
     assert pages[0] and all(page == pages[0] for page in pages)
     assert looked_up.count("localhost") == 1
+
+
+@pytest.mark.parametrize(
+    ("verify", "shared"), [(True, True), (DEFAULT_CA_BUNDLE_PATH, True), (False, False)]
+)
+def test_verifying_pools_share_one_ssl_context_per_bundle(verify: bool | str, shared: bool) -> None:
+    """The bundle is loaded once per client, not once per connection; the trust is the same."""
+    adapter = PyPIClient().session.get_adapter("https://pypi.org/")
+    request = requests.Request("GET", "https://pypi.org/simple/vllm/").prepare()
+    keys = [adapter.build_connection_pool_key_attributes(request, verify)[1] for _ in range(2)]
+    context = keys[0].get("ssl_context")
+    assert (context is not None, context is keys[1].get("ssl_context")) == (shared, True)
+    assert "ca_certs" not in keys[0] or not shared
+    if shared:
+        assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+        assert context.cert_store_stats()["x509_ca"] > 0
