@@ -271,6 +271,7 @@ def test_a_host_name_is_resolved_once_for_all_connections(
 def test_verifying_pools_share_one_ssl_context_per_bundle(verify: bool | str, shared: bool) -> None:
     """The bundle is loaded once per client, not once per connection; the trust is the same."""
     adapter = PyPIClient().session.get_adapter("https://pypi.org/")
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
     request = requests.Request("GET", "https://pypi.org/simple/vllm/").prepare()
     keys = [adapter.build_connection_pool_key_attributes(request, verify)[1] for _ in range(2)]
     context = keys[0].get("ssl_context")
