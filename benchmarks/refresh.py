@@ -5,8 +5,10 @@
 
 Targets (issue 15, on the 2-core machines): cold <= 10 s, warm with nothing new <= 0.5 s,
 bytes fetched <= 1% of the size of the wheels whose metadata was read. Nothing is written to
-the matrix: the new texts are only built. `--no-timeline` leaves out timeline.toml (the range
-reads of vllm/envs.py etc.), to time the releases.toml part alone.
+the matrix: the new texts are only built, by `refresh_outputs` on an empty matrix directory
+(what `refresh --check` runs), so the warm runs are answered by the memo of the last full
+refresh (`refresh.memo`: the index pages are read again, nothing else). `--no-timeline` times
+`collect` alone (releases.toml, no timeline.toml and no memo).
 
 The cold run is broken down by request kind (index pages, PEP 658 metadata, zip tails,
 members, ELF reads; the client's `stats`): requests, bytes and the seconds spent in them,
@@ -24,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
@@ -32,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_WORKERS, PyPIClient, RequestStats
 from vllm_pin.index.wheels import group_by_version, package_wheel
 from vllm_pin.matrix import releases_file, vllm_source
-from vllm_pin.refresh import glibc_scan, timeline_scan
+from vllm_pin.refresh import glibc_scan
 from vllm_pin.refresh import releases as refresh
 
 PARSE_S: list[float] = []  # thread time spent in vllm_source (timeline parsing), per wheel
@@ -48,6 +51,18 @@ def _timed_parse(files: dict[str, str], label: str) -> object:
 
 _parse = vllm_source.entry_from_files
 vllm_source.entry_from_files = _timed_parse  # type: ignore[assignment]
+
+COLLECTED: list[refresh.RefreshResult] = []  # what each collect read (for the byte ratio)
+
+
+def _recorded_collect(client: PyPIClient, **kwargs: Any) -> refresh.RefreshResult:
+    result = _collect(client, **kwargs)
+    COLLECTED.append(result)
+    return result
+
+
+_collect = refresh.collect
+refresh.collect = _recorded_collect
 
 TARGET_COLD_S = 10.0
 TARGET_WARM_S = 0.5
@@ -67,18 +82,29 @@ class Run:
 
 
 def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
-    """What `refresh --check` does, minus printing: collect, render, and the timeline hook."""
+    """What `refresh --check` does, minus printing: `refresh_outputs` (collect, render, the
+    timeline, and the memo of the last full refresh) on an empty matrix directory."""
     PARSE_S.clear()
+    COLLECTED.clear()
     start = time.perf_counter()
-    result = refresh.collect(client)
-    releases_file.dumps(result.document)
-    wheel_bytes = {f.sha256: f.size for f in result.metadata_files}
     if with_timeline:
-        wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
-        timeline_scan.merged_text(client, wheels, None)  # a full refresh keeps no committed rows
-        wheel_bytes.update({f.sha256: f.size for f in wheels.values()})
+        with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-matrix-") as matrix:
+            refresh.refresh_outputs(
+                Path(matrix), only=None, index_url=client.index_url, client=client
+            )
+    else:
+        releases_file.dumps(refresh.collect(client).document)
+    seconds = time.perf_counter() - start
+    wheel_bytes: dict[str, int] = {}
+    for result in COLLECTED:  # none when the memo answered
+        wheel_bytes.update({f.sha256: f.size for f in result.metadata_files})
+        if with_timeline:
+            vllm = result.wheels.get("vllm", {}).values()
+            wheel_bytes.update(
+                {m["x86_64"].sha256: m["x86_64"].size for m in vllm if "x86_64" in m}
+            )
     return Run(
-        time.perf_counter() - start,
+        seconds,
         client.bytes_fetched,
         client.requests_made,
         sum(wheel_bytes.values()),

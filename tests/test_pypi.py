@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from conftest import FakeIndex, Route, Sparse
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.fsutil import default_cache_dir
+from vllm_pin.index import pypi
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.index.zipread import TAIL_BYTES
 
@@ -220,3 +226,57 @@ def test_default_cache_dir_respects_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert default_cache_dir() == tmp_path / "vllm-pin"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "vllm-pin"
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x07" * 8, b"\x01" + b"\x00" * 7 + b"PK\x01\x02"])
+def test_a_damaged_central_directory_cache_is_read_again(
+    index: FakeIndex, tmp_path: Path, damage: bytes
+) -> None:
+    client = client_for(index, tmp_path)
+    wheel = file_named(client, "vllm", RANGE_WHEEL)
+    first = client.entries(wheel, lambda n: n.endswith("METADATA"))
+    (cached,) = (tmp_path / "cache" / "files" / wheel.sha256).glob("central-directory.*")
+    cached.write_bytes(damage)
+    again = client_for(index, tmp_path)
+    before = len(index.log)
+    assert again.entries(wheel, lambda n: n.endswith("METADATA")) == first
+    assert len(index.log) > before  # read from the index, and cached again
+    assert client_for(index, tmp_path).entries(wheel, lambda n: n.endswith("METADATA")) == first
+    assert cached.read_bytes() != damage
+
+
+def test_a_host_name_is_resolved_once_for_all_connections(
+    index: FakeIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many connections opened at once make one lookup: resolvers drop bursts of them."""
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    monkeypatch.setattr(pypi, "_RESOLVER", pypi._Resolver())
+    url = index.url.replace("127.0.0.1", "localhost")  # ::1 first, where nothing listens
+    client = PyPIClient(f"{url}/simple/", tmp_path / "cache", timeout=5, max_workers=8)
+    pages = client.map(lambda _: client.project("vllm"), range(16))
+    assert pages[0] and all(page == pages[0] for page in pages)
+    assert looked_up.count("localhost") == 1
+
+
+@pytest.mark.parametrize(
+    ("verify", "shared"), [(True, True), (DEFAULT_CA_BUNDLE_PATH, True), (False, False)]
+)
+def test_verifying_pools_share_one_ssl_context_per_bundle(verify: bool | str, shared: bool) -> None:
+    """The bundle is loaded once per client, not once per connection; the trust is the same."""
+    adapter = PyPIClient().session.get_adapter("https://pypi.org/")
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    request = requests.Request("GET", "https://pypi.org/simple/vllm/").prepare()
+    keys = [adapter.build_connection_pool_key_attributes(request, verify)[1] for _ in range(2)]
+    context = keys[0].get("ssl_context")
+    assert (context is not None, context is keys[1].get("ssl_context")) == (shared, True)
+    assert "ca_certs" not in keys[0] or not shared
+    if shared:
+        assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+        assert context.cert_store_stats()["x509_ca"] > 0

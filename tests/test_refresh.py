@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from vllm_pin.errors import MatrixError, VllmPinError
 from vllm_pin.index import wheels
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.matrix import core_metadata, releases_file, toml_emit
-from vllm_pin.refresh import anomalies, timeline_scan
+from vllm_pin.refresh import anomalies, memo, timeline_scan
 from vllm_pin.refresh import releases as refresh
 from vllm_pin.refresh import rows as release_rows
 from vllm_pin.refresh import summary as refresh_summary
@@ -521,6 +522,41 @@ def test_only_refreshes_the_named_release_and_keeps_the_rest(
     capsys.readouterr()
     assert run_cli(index, matrix_dir, "--only", "9.9.9") == 2
     assert "--only 9.9.9: no such release" in capsys.readouterr().err
+
+
+def test_a_full_refresh_with_nothing_new_reads_only_the_pages(
+    index: FakeIndex, matrix_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh.memo: nothing new gives the last full refresh's texts, reading only the index
+    pages; a changed page or changed code builds them again."""
+    collected: list[refresh.RefreshResult] = []
+    real = refresh.collect
+
+    def counted(*args: Any, **kwargs: Any) -> refresh.RefreshResult:
+        collected.append(real(*args, **kwargs))
+        return collected[-1]
+
+    monkeypatch.setattr(refresh, "collect", counted)
+
+    def texts() -> list[str]:
+        outputs = refresh.refresh_outputs(
+            matrix_dir, only=None, index_url=f"{index.url}/simple/", cache_dir=matrix_dir / "c"
+        )
+        return [o.new for o in outputs]
+
+    first = texts()
+    index.log.clear()
+    assert (texts(), len(collected)) == (first, 1)
+    pages = [path for path, _ in index.log]
+    assert "/simple/torch/" in pages and all(path.startswith("/simple/") for path in pages)
+    page = index.routes["/simple/vllm/"]
+    data = json.loads(page.body)  # type: ignore[arg-type]
+    data["files"] = [f for f in data["files"] if not f["filename"].startswith("vllm-0.1.4")]
+    page.body = json.dumps(data).encode()
+    changed = texts()
+    assert len(collected) == 2 and "0.1.4" in first[0] and '"0.1.4"' not in changed[0]
+    monkeypatch.setattr(memo, "code_digest", lambda: "other code")
+    assert (texts(), len(collected)) == (changed, 3)
 
 
 @pytest.mark.parametrize("fault", ["missing-page", "server-errors"])

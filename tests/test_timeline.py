@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,14 +40,19 @@ class ZipClient:
         self.cache_dir = cache_dir
         self.asked: list[str] = []
 
-    def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
+    def read_members(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> dict[str, bytes]:
         with zipfile.ZipFile(self.wheels[f.filename]) as z:
-            names = [n for n in z.namelist() if want(n)]
+            names = [n for n in z.namelist() if hint in n and want(n)]
             self.asked += names
             return {n: z.read(n) for n in names}
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(i) for i in items]
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        return (fn(i) for i in items)
 
 
 def make_wheel(tmp_path: Path, name: str, members: dict[str, str]) -> tuple[IndexFile, Path]:

@@ -162,3 +162,41 @@ def test_member_patterns_cover_every_parsed_path() -> None:
 def test_syntax_error_propagates() -> None:
     with pytest.raises(SyntaxError):
         vllm_source.env_var_names("environment_variables = {\n")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "environment_variables = {}\nenvironment_variables .update({'VLLM_A': f})\n",
+        "environment_variables = {}\nenvironment_variables\\\n    .update({'VLLM_A': f})\n",
+        "environment_variables = {}\n(environment_variables  # x\n  .update)({'VLLM_A': f})\n",
+        "environment_variables = {}\ndef g():\n    if x:\n"
+        "        environment_variables['VLLM_A'] = f\n",
+        "environment_variables = {}\nclass K:\n    try:\n        pass\n    finally:\n"
+        "        environment_variables['VLLM_A'] = f\n",
+    ],
+    ids=["blank", "continuation", "comment", "nested-subscript", "finally-subscript"],
+)
+def test_registry_additions_are_found_however_written(source: str) -> None:
+    """The text is searched before the tree is walked: every spelling must still be found."""
+    assert vllm_source.env_var_names(source) == {"VLLM_A"}
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("class \\\n    CUDAGraphMode(Enum):\n    NONE = 0\n", True),
+        ("from enum import Enum\n\n@unique\nclass CUDAGraphMode(Enum):\n    FULL = 1\n", True),
+        ("x = 'class CUDAGraphMode'\nclass CUDAGraphModeX(Enum):\n    A = 1\n", False),
+        ("if x:\n    class CUDAGraphMode(Enum):\n        A = 1\n", False),  # not module level
+    ],
+)
+def test_enum_class_found_only_where_defined(source: str, found: bool) -> None:
+    modes, path = vllm_source.find_cudagraph_modes({"vllm/config.py": source})
+    assert bool(modes) is found
+    assert path == ("vllm/config.py" if found else "")
+
+
+def test_every_member_read_contains_the_hint() -> None:
+    """read_members skips names without MEMBER_HINT undecoded: no wanted path may lack it."""
+    assert all(vllm_source.MEMBER_HINT in path for path in vllm_source.MEMBER_PATTERNS)

@@ -14,6 +14,8 @@ from vllm_pin.index.zipread import (
     MERGE_GAP,
     TAIL_BYTES,
     ZipReadError,
+    fetch_central_directory,
+    parse_central_directory,
     read_central_directory,
     read_member,
     read_members,
@@ -169,3 +171,27 @@ def test_nearby_members_are_read_in_one_range(filler: int, requests: int) -> Non
     got = read_members([e for e in entries if e.name in wanted][::-1], fetch, "m.whl")
     assert got == wanted
     assert len(fetch.calls) == requests
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["a.so", "b.txt", "lib/c.so.12"], ["caf\u00e9.so", "b.txt"]],  # zipfile flags UTF-8 names
+    ids=["ascii", "utf-8"],
+)
+def test_central_directory_keeps_only_the_wanted_names(names: list[str]) -> None:
+    data = make_zip(dict.fromkeys(names, b"x"))
+    cd, total = fetch_central_directory(len(data), Fetcher(data), "n.whl")
+    wanted = parse_central_directory(cd, total, "n.whl", lambda n: not n.endswith(".txt"))
+    assert [e.name for e in wanted] == [n for n in names if not n.endswith(".txt")]
+    assert [e.name for e in parse_central_directory(cd, total, "n.whl")] == names
+    with pytest.raises(ZipReadError, match=f"holds {total} entries, the end record says 9"):
+        parse_central_directory(cd, 9, "n.whl", lambda n: False)  # counted, even unwanted
+
+
+def test_a_hint_skips_names_without_it_and_still_counts_them() -> None:
+    names = ["pkg/a.so", "pkg/b.py", "caf\u00e9/c.so.1", "pkg/d.txt"]
+    data = make_zip(dict.fromkeys(names, b"x"))
+    cd, total = fetch_central_directory(len(data), Fetcher(data), "h.whl")
+    seen: list[str] = []
+    got = parse_central_directory(cd, total, "h.whl", lambda n: seen.append(n) is None, ".so")
+    assert [e.name for e in got] == seen == ["pkg/a.so", "caf\u00e9/c.so.1"]

@@ -26,6 +26,7 @@ Pure: bytes in, facts out; no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Iterator
@@ -83,6 +84,7 @@ def _glibc_version(name: str) -> Version | None:
         return None  # GLIBC_PRIVATE
 
 
+@functools.lru_cache(maxsize=1024)  # the same few dozen GLIBC_x names in every library
 def elf_hash(name: bytes) -> int:
     """The System V ELF hash that `Vernaux.vna_hash` holds."""
     h = 0
@@ -160,24 +162,41 @@ def _candidates(data: bytes, end: str) -> Iterator[tuple[int, int]]:
             at = data.find(needle, at + 1)
 
 
+def _records_before(data: bytes, end: str, target: int, *, linking: bool = False) -> Iterator[int]:
+    """Where a record could start before `target`, nearest first: offsets from a record
+    length below it down to `_MAX_AUX` records below, in steps of 4 from it, whose first
+    halfword (a record's version) is 1 and, when `linking`, whose last word (a Verneed's
+    vn_next) leads to `target`. `bytes.rfind` skips the rest of the window."""
+    one = struct.pack(end + "H", 1)
+    word = struct.Struct(end + "I").unpack_from
+    low = max(0, target - _RECORD * (_MAX_AUX + 1) + 1)
+    high = target - _RECORD + 2  # rfind's end is exclusive: a match may start at target - 16
+    while high - 2 >= low:
+        at = data.rfind(one, low, high)
+        if at < 0:
+            return
+        high = at + 1
+        if (target - at) % 4 == 0 and not (linking and word(data, at + 12)[0] != target - at):
+            yield at
+
+
 def _section_start(data: bytes, end: str, vernaux: int, dynstr: int) -> int | None:
     """The first Verneed of the section holding the Vernaux at `vernaux`."""
-    window = _RECORD * (_MAX_AUX + 1)
     start = next(
         (
             at
-            for at in range(vernaux - _RECORD, max(-4, vernaux - window), -4)
+            for at in _records_before(data, end, vernaux)
             if _chain(data, end, at, dynstr) is not None
         ),
         None,
     )
     if start is None:
         return None
-    while True:  # walk back to the records that link to this one
+    while True:  # walk back to the records that link to this one (lld: Verneeds first)
         back = next(
             (
                 at
-                for at in range(start - _RECORD, max(-4, start - window), -4)  # lld: Verneeds first
+                for at in _records_before(data, end, start, linking=True)
                 if _links_to(data, end, at, start, dynstr)
             ),
             None,

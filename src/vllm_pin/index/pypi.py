@@ -11,20 +11,25 @@ released file never changes.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import os
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from packaging.utils import canonicalize_name
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.fsutil import default_cache_dir, write_cache_file
@@ -48,6 +53,10 @@ _CHUNK = 64 * 1024
 DEFAULT_WORKERS = 64
 #: what `PyPIClient.stats` counts requests under (benchmarks/refresh.py prints the breakdown)
 REQUEST_KINDS = ("index", "metadata", "zip-tail", "members", "elf")
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
+    from requests.sessions import _Cert, _Settings, _TextMapping, _Verify
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,6 +124,165 @@ def _parse_file(raw: Any, base_url: str) -> IndexFile:
     )
 
 
+class _Session(requests.Session):
+    """A requests Session that reads the proxy and CA settings from the environment once per
+    origin and arguments: requests reads them again for every request (walking os.environ
+    twice), a quarter of a request's CPU; a cold refresh makes ~2700 requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._settings: dict[tuple[Any, ...], _Settings] = {}
+        self._settings_lock = threading.Lock()
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: _TextMapping | None,
+        stream: bool | None,
+        verify: _Verify | None,
+        cert: _Cert | None,
+    ) -> _Settings:
+        text = url.decode() if isinstance(url, bytes) else url or ""
+        key = (_origin(text), tuple(sorted((proxies or {}).items())), stream, verify, cert)
+        with self._settings_lock:
+            settings = self._settings.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            with self._settings_lock:
+                self._settings[key] = settings
+        # a copy: requests may change what it is given
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
+class _Resolver:
+    """Each host name resolved once per process (for `_RESOLVE_TTL` seconds), whatever the
+    number of connections: a cold refresh opens ~100 at once, and a burst of lookups is what
+    resolvers drop (seen here: 64 at once, each one a 5 s timeout in four)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self._host_locks: dict[tuple[str, int], threading.Lock] = {}
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses in getaddrinfo's order; socket.gaierror when it has none."""
+        key = (host, port)
+        with self._lock:
+            host_lock = self._host_locks.setdefault(key, threading.Lock())
+        with host_lock:  # one lookup per host at a time; the others wait for its answer
+            hit = self._hosts.get(key)
+            if hit is not None and time.monotonic() - hit[0] < _RESOLVE_TTL:
+                return hit[1]
+            family = urllib3.util.connection.allowed_gai_family()
+            found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+            self._hosts[key] = (time.monotonic(), addresses)
+            return addresses
+
+
+_RESOLVE_TTL = 300.0
+_RESOLVER = _Resolver()
+
+
+class _ResolvedOnce(urllib3.connection.HTTPConnection):
+    """A connection that takes the host's addresses from `_RESOLVER` and connects to each in
+    turn, as urllib3 does with a fresh lookup (TLS still checks the host name)."""
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host
+        if _is_ip(host.strip("[]")):
+            return super()._new_conn()
+        try:
+            addresses = _RESOLVER.addresses(host, self.port)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        error: Exception | None = None
+        try:
+            for address in addresses:
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except (
+                    urllib3.exceptions.NewConnectionError,
+                    urllib3.exceptions.TimeoutError,
+                ) as exc:
+                    error = exc
+        finally:
+            self._dns_host = host
+        raise error or urllib3.exceptions.NewConnectionError(self, f"{host} has no address")
+
+
+class _HTTPSResolvedOnce(_ResolvedOnce, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _ResolvedOnce
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSResolvedOnce
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter whose verifying connections share one SSL context per CA bundle, which
+    loaded it once: requests has each new connection load the bundle again (~20 ms of CPU;
+    a cold refresh opens ~100). The certificates trusted are the same: the bundle alone (the
+    default one, or REQUESTS_CA_BUNDLE's)."""
+
+    def __init__(self, pool_maxsize: int) -> None:
+        super().__init__(pool_maxsize=pool_maxsize)
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts_lock = threading.Lock()
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def _context(self, bundle: str) -> ssl.SSLContext:
+        with self._contexts_lock:
+            context = self._contexts.get(bundle)
+            if context is None:
+                context = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+                if os.path.isdir(bundle):
+                    context.load_verify_locations(capath=bundle)
+                else:
+                    context.load_verify_locations(cafile=bundle)
+                self._contexts[bundle] = context
+            return context
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if verify and host["scheme"] == "https":
+            bundle = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+            pool.pop("ca_certs", None)
+            pool.pop("ca_cert_dir", None)
+            pool["ssl_context"] = self._context(bundle)
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        with self._contexts_lock:
+            ours = conn.conn_kw.get("ssl_context") in self._contexts.values()
+        if ours:
+            conn.ca_certs = conn.ca_cert_dir = None  # its context holds the bundle already
+
+
 class PyPIClient:
     """Reads a PEP 691 simple index with retries, a disk cache and a bounded thread pool."""
 
@@ -138,8 +306,8 @@ class PyPIClient:
         self.backoff = backoff
         self.max_workers = max_workers
         if session is None:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max_workers)
+            session = _Session()
+            adapter = _Adapter(pool_maxsize=max_workers)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
@@ -150,6 +318,9 @@ class PyPIClient:
         #: the tail each wheel's zip was read through (sha256 -> (offset, bytes)), so members
         #: that lie in it (often the METADATA) cost no second request
         self._tails: dict[str, tuple[int, bytes]] = {}
+        #: project -> sha256 of the index page last read for it: what a refresh read, so a
+        #: later one can tell whether anything it depends on changed (refresh.memo)
+        self.page_digests: dict[str, str] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -289,7 +460,10 @@ class PyPIClient:
                 write_cache_file(cache, json.dumps(record).encode())
         try:
             data = json.loads(body)
-            return [_parse_file(raw, url) for raw in data["files"]]
+            files = [_parse_file(raw, url) for raw in data["files"]]
+            with self._lock:
+                self.page_digests[norm] = hashlib.sha256(body.encode()).hexdigest()
+            return files
         except PackageIndexError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -303,17 +477,34 @@ class PyPIClient:
 
     def core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         """The wheel's METADATA and where it came from: "pep658" or "range"."""
-        cache = self._file_cache(f)
-        if cache is not None:
-            for source in METADATA_SOURCES:
-                path = cache / f"METADATA.{source}"
-                data = _cached_bytes(path, MAX_METADATA_BYTES)
-                if data is not None:
-                    return data, source
+        cached = self.cached_core_metadata(f)
+        if cached is not None:
+            return cached
         data, source = self._fetch_core_metadata(f)
+        cache = self._file_cache(f)
         if cache is not None:
             write_cache_file(cache / f"METADATA.{source}", data)
         return data, source
+
+    def cached_core_metadata(self, f: IndexFile) -> tuple[bytes, str] | None:
+        """`core_metadata` when it is in the cache (no request); None when it is not."""
+        cache = self._file_cache(f)
+        if cache is not None:
+            for source in METADATA_SOURCES:
+                data = _cached_bytes(cache / f"METADATA.{source}", MAX_METADATA_BYTES)
+                if data is not None:
+                    return data, source
+        return None
+
+    def map_uncached(
+        self, cached: Callable[[T], R | None], fn: Callable[[T], R], items: Iterable[T]
+    ) -> list[R]:
+        """`map(fn, items)`, except that each item `cached` answers (a cache read, no request)
+        is answered here: a refresh with nothing new starts no threads for them."""
+        items = list(items)
+        found = [cached(item) for item in items]
+        fetched = iter(self.map(fn, [item for item, got in zip(items, found) if got is None]))
+        return [next(fetched) if got is None else got for got in found]
 
     def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
         if f.core_metadata is not False:
@@ -328,16 +519,19 @@ class PyPIClient:
                 return data, "pep658"
             if resp.status_code != 404:
                 raise PackageIndexError(f"cannot read {f.url}.metadata: HTTP {resp.status_code}")
-        members = self.read_members(f, _is_dist_info_metadata)
+        members = self.read_members(f, _is_dist_info_metadata, _DIST_INFO_METADATA)
         if len(members) != 1:
             raise PackageIndexError(
                 f"{f.filename}: expected one *.dist-info/METADATA, found {len(members)}"
             )
         return next(iter(members.values())), "range"
 
-    def read_members(self, f: IndexFile, want: Callable[[str], bool]) -> dict[str, bytes]:
-        """Members of a wheel whose path matches `want`, read through range requests."""
-        entries = [e for e in self._central_directory(f) if want(e.name)]
+    def read_members(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> dict[str, bytes]:
+        """Members of a wheel whose path matches `want` (and contains `hint`, an ASCII text
+        that lets the other names be skipped undecoded), read through range requests."""
+        entries = self._central_directory(f, want, hint)
         cache = self._file_cache(f)
         out: dict[str, bytes] = {}
         missing: list[zipread.ZipEntry] = []
@@ -355,22 +549,32 @@ class PyPIClient:
         out.update(fetched)
         return dict(sorted(out.items()))
 
-    def entries(self, f: IndexFile, want: Callable[[str], bool]) -> list[zipread.ZipEntry]:
-        """The central directory entries of a wheel whose path matches `want` (cached)."""
-        return [e for e in self._central_directory(f) if want(e.name)]
+    def entries(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+    ) -> list[zipread.ZipEntry]:
+        """The central directory entries of a wheel whose path matches `want` and contains
+        `hint` (see read_members); the directory is cached."""
+        return self._central_directory(f, want, hint)
 
     def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
         """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
         return zipread.iter_member_prefix(entry, self._fetcher(f, "elf"), f.filename, limit=limit)
 
-    def _central_directory(self, f: IndexFile) -> list[zipread.ZipEntry]:
+    def _central_directory(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str
+    ) -> list[zipread.ZipEntry]:
+        """The entries of a wheel whose name matches `want`. The directory is cached as its own
+        bytes after its entry count (writing them costs nothing; JSON cost more than parsing)."""
         cache = self._file_cache(f)
-        path = cache / "central-directory.json" if cache else None
-        if path is not None and path.is_file():
-            try:
-                return [zipread.ZipEntry(*row) for row in json.loads(path.read_bytes())]
-            except (OSError, ValueError, TypeError, RecursionError):
-                pass  # a damaged cache entry is read again from the index
+        path = cache / "central-directory.bin" if cache else None
+        if path is not None:
+            data = _cached_bytes(path, 8 + zipread.MAX_CENTRAL_DIRECTORY_BYTES)
+            if data is not None and len(data) >= 8:
+                try:
+                    total = int.from_bytes(data[:8], "little")
+                    return zipread.parse_central_directory(data[8:], total, f.filename, want, hint)
+                except zipread.ZipReadError:
+                    pass  # a damaged cache entry is read again from the index
         tail: list[tuple[int, bytes]] = []
         fetch_tail = self._fetcher(f, "zip-tail")
 
@@ -379,12 +583,13 @@ class PyPIClient:
             tail.append((start, data))
             return data
 
-        entries = zipread.read_central_directory(f.size, fetch, f.filename)
+        cd, total = zipread.fetch_central_directory(f.size, fetch, f.filename)
+        entries = zipread.parse_central_directory(cd, total, f.filename, want, hint)
         if tail and f.sha256:
             with self._lock:
                 self._tails[f.sha256] = tail[0]
-        if path is not None:  # ZipEntry is a NamedTuple: each is written as its row of fields
-            write_cache_file(path, json.dumps(entries).encode())
+        if path is not None:
+            write_cache_file(path, total.to_bytes(8, "little") + cd)
         return entries
 
     def _fetcher(self, f: IndexFile, kind: str) -> zipread.RangeFetcher:
@@ -397,11 +602,17 @@ class PyPIClient:
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Apply fn to every item on a bounded thread pool; results keep the input order."""
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """`map`, yielding each result as soon as it and those before it are done: the caller
+        works on the first ones while the pool still reads the rest."""
         items = list(items)
         if len(items) <= 1:
-            return [fn(item) for item in items]
+            yield from (fn(item) for item in items)
+            return
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(fn, items))
+            yield from pool.map(fn, items)
 
 
 def _read_body(
@@ -472,6 +683,9 @@ def _member_key(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+_DIST_INFO_METADATA = ".dist-info/METADATA"
+
+
 def _is_dist_info_metadata(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"
+    """`X.dist-info/METADATA`, at the top of the wheel."""
+    return name.endswith(_DIST_INFO_METADATA) and name.count("/") == 1

@@ -78,8 +78,17 @@ def _read(fetch: RangeFetcher, start: int, end: int, what: str, label: str) -> b
     return data
 
 
-def read_central_directory(size: int, fetch: RangeFetcher, label: str) -> list[ZipEntry]:
-    """Return every entry of the zip of `size` bytes; `label` names the file in errors."""
+def read_central_directory(
+    size: int, fetch: RangeFetcher, label: str, want: Callable[[str], bool] = lambda _: True
+) -> list[ZipEntry]:
+    """Return the entries whose name matches `want` of the zip of `size` bytes; `label` names
+    the file in errors."""
+    cd, total = fetch_central_directory(size, fetch, label)
+    return parse_central_directory(cd, total, label, want)
+
+
+def fetch_central_directory(size: int, fetch: RangeFetcher, label: str) -> tuple[bytes, int]:
+    """(the central directory's bytes, how many entries the end record says it holds)."""
     if size < 22:
         raise ZipReadError(f"{label}: truncated zip: {size} bytes is smaller than an EOCD record")
     tail_start = max(0, size - TAIL_BYTES)
@@ -106,13 +115,7 @@ def read_central_directory(size: int, fetch: RangeFetcher, label: str) -> list[Z
         cd = tail[cd_offset - tail_start : cd_offset - tail_start + cd_size]
     else:
         cd = _read(fetch, cd_offset, cd_offset + cd_size, "the central directory", label)
-    entries = _parse_central_directory(cd, label)
-    if len(entries) != entries_total:
-        raise ZipReadError(
-            f"{label}: corrupt zip: central directory holds {len(entries)} entries, "
-            f"the end record says {entries_total}"
-        )
-    return entries
+    return cd, entries_total
 
 
 def _zip64_eocd(
@@ -137,29 +140,61 @@ def _zip64_eocd(
 _CENTRAL_HEADER = struct.Struct("<4s4xHH4xIIIHHH8xI")
 
 
-def _parse_central_directory(cd: bytes, label: str) -> list[ZipEntry]:
-    # one struct call per entry: a vLLM wheel has up to ~16000 entries, a refresh reads ~300
+def parse_central_directory(
+    cd: bytes,
+    entries_total: int,
+    label: str,
+    want: Callable[[str], bool] = lambda _: True,
+    hint: str = "",
+) -> list[ZipEntry]:
+    """The entries of a central directory whose name matches `want`; ZipReadError when it is
+    corrupt or holds other than `entries_total` entries.
+
+    `hint`, an ASCII text that every wanted name contains, skips the other names before they
+    are decoded (an ASCII byte means the same character in UTF-8 and in cp437).
+    """
+    needle = hint.encode("ascii")
+    # one struct call per entry and a ZipEntry only for the wanted ones: a vLLM wheel has up to
+    # ~16000 entries, a refresh reads ~300 wheels' directories
     unpack = _CENTRAL_HEADER.unpack_from
     entries: list[ZipEntry] = []
-    pos = 0
-    while pos < len(cd):
-        if pos + 46 > len(cd) or cd[pos : pos + 4] != _CENTRAL_SIG:
+    pos = count = 0
+    size = len(cd)
+    while pos < size:
+        if pos + 46 > size:
             raise ZipReadError(f"{label}: corrupt zip: bad central directory entry at byte {pos}")
-        _, flags, method, crc, csize, usize, name_len, extra_len, comment_len, offset = unpack(
+        sig, flags, method, crc, csize, usize, name_len, extra_len, comment_len, offset = unpack(
             cd, pos
         )
-        end = pos + 46 + name_len + extra_len + comment_len
-        if end > len(cd):
+        if sig != _CENTRAL_SIG:
+            raise ZipReadError(f"{label}: corrupt zip: bad central directory entry at byte {pos}")
+        start = pos + 46
+        end = start + name_len + extra_len + comment_len
+        if end > size:
             raise ZipReadError(
                 f"{label}: corrupt zip: central directory entry at {pos} runs past it"
             )
-        raw_name = cd[pos + 46 : pos + 46 + name_len]
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        if 0xFFFFFFFF in (usize, csize, offset):
-            extra = cd[pos + 46 + name_len : pos + 46 + name_len + extra_len]
-            usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
-        entries.append(ZipEntry(name, offset, csize, usize, method, crc))
-        pos = end
+        count += 1
+        pos, name_end = end, start + name_len
+        if needle and cd.find(needle, start, name_end) < 0:
+            continue
+        raw_name = cd[start:name_end]
+        # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
+        name = (
+            raw_name.decode("ascii")
+            if raw_name.isascii()
+            else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+        )
+        if want(name):
+            if 0xFFFFFFFF in (usize, csize, offset):
+                extra = cd[name_end : name_end + extra_len]
+                usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
+            entries.append(ZipEntry(name, offset, csize, usize, method, crc))
+    if count != entries_total:
+        raise ZipReadError(
+            f"{label}: corrupt zip: central directory holds {count} entries, "
+            f"the end record says {entries_total}"
+        )
     return entries
 
 

@@ -10,6 +10,9 @@ its history; the paths below were found by listing every released wheel (0.1.4 .
 from __future__ import annotations
 
 import ast
+import functools
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 
 from vllm_pin.matrix.timeline import TimelineEntry
@@ -43,6 +46,9 @@ MEMBER_PATTERNS: frozenset[str] = frozenset(
 )
 """Every wheel member the parsers below read (exact paths inside the wheel)."""
 
+MEMBER_HINT = "vllm/"
+"""What every path of MEMBER_PATTERNS contains (it lets a wheel's other names be skipped)."""
+
 _BACKEND_CLASSES = ("AttentionBackendEnum", "_Backend")
 _CHOICE_HELPERS = frozenset({"env_with_choices", "env_list_with_choices", "env_set_with_choices"})
 
@@ -56,11 +62,30 @@ def _module(source: str) -> ast.Module:
     return ast.parse(source)
 
 
-def _registry_dicts(tree: ast.Module) -> Iterator[ast.Dict]:
+#: facts per file text: neighbouring releases often ship the same file (a refresh parses ~100
+#: releases' files in version order; a quarter of the texts repeat), so each is parsed once
+_memo = functools.lru_cache(maxsize=32)
+
+
+def _defines_class(source: str, class_name: str) -> bool:
+    """Whether a module-level `class NAME` may be in the text: a class statement at module
+    level starts a line, so a file without such a line need not be parsed (`vllm/config.py`
+    is ~100 kB and has no `CUDAGraphMode` before 0.10.1)."""
+    return re.search(rf"^class[ \t\\\n]+{class_name}\b", source, re.MULTILINE) is not None
+
+
+#: what may separate the tokens of `environment_variables.update`: blanks, line continuations
+#: and (inside brackets) comments
+_GAP = r"(?:[ \t\f\r\n\\]|#[^\n]*)*"
+_UPDATE_CALL = re.compile(rf"\benvironment_variables{_GAP}\.{_GAP}update\b")
+
+
+def _registry_dicts(tree: ast.Module, source: str) -> Iterator[ast.Dict]:
     """Dict literals that populate `environment_variables`, in every shape vLLM used.
 
     `environment_variables: dict[...] = {...}` and the plain assignment, `{**other, ...}` where
-    `other` is a module-level dict, `environment_variables.update({...})`.
+    `other` is a module-level dict, `environment_variables.update({...})`. The tree is walked
+    for the `.update` calls only when the text has one (walking costs more than parsing).
     """
     top_dicts: dict[str, ast.Dict] = {}
     for node in tree.body:
@@ -70,6 +95,10 @@ def _registry_dicts(tree: ast.Module) -> Iterator[ast.Dict]:
     registry = top_dicts.get("environment_variables")
     if registry is not None:
         yield from _expand(registry, top_dicts)
+    # identifiers are NFKC-normalised: a non-ASCII spelling of the names is still these names
+    text = source if source.isascii() else unicodedata.normalize("NFKC", source)
+    if _UPDATE_CALL.search(text) is None:
+        return
     for call in ast.walk(tree):
         if (
             isinstance(call, ast.Call)
@@ -109,9 +138,20 @@ def _str(node: ast.expr | None) -> str | None:
     return None
 
 
+def _statements(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every statement at any depth (an assignment is a statement: it never sits inside an
+    expression), without walking the expressions, which are most of the tree."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            stack.extend(getattr(node, name, ()))
+
+
 def _subscript_keys(tree: ast.Module) -> Iterator[str]:
     """Keys added one at a time: `environment_variables["VLLM_X"] = ...`."""
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Subscript) and _is_name(
@@ -128,10 +168,7 @@ def env_var_names(envs_py: str) -> frozenset[str]:
     Returns an empty set for a file without the registry (releases before 0.4.2 have no
     envs.py at all; the caller records that the fact is unknown there, not "no variables").
     """
-    tree = _module(envs_py)
-    names = {key for d in _registry_dicts(tree) for key in map(_str, d.keys) if key is not None}
-    names.update(_subscript_keys(tree))
-    return frozenset(names)
+    return _envs_facts(envs_py)[0]
 
 
 def env_var_choices(envs_py: str) -> dict[str, frozenset[str]]:
@@ -140,9 +177,24 @@ def env_var_choices(envs_py: str) -> dict[str, frozenset[str]]:
     Only literal choice lists are recorded; choices computed at run time are left out, since a
     lint must never reject a value the release would accept.
     """
+    return dict(_envs_facts(envs_py)[1])
+
+
+@_memo
+def _envs_facts(
+    envs_py: str,
+) -> tuple[frozenset[str], tuple[tuple[str, frozenset[str]], ...]]:
+    """(env_var_names, env_var_choices as items) from one parse of envs.py."""
     tree = _module(envs_py)
+    dicts = list(_registry_dicts(tree, envs_py))
+    names = {key for d in dicts for key in map(_str, d.keys) if key is not None}
+    names.update(_subscript_keys(tree))
+    return frozenset(names), tuple(_choices(dicts).items())
+
+
+def _choices(dicts: Iterable[ast.Dict]) -> dict[str, frozenset[str]]:
     out: dict[str, frozenset[str]] = {}
-    for d in _registry_dicts(tree):
+    for d in dicts:
         for key_node, value in zip(d.keys, d.values):
             key = _str(key_node)
             if key is None or not isinstance(value, ast.Call):
@@ -170,9 +222,12 @@ def _literal_choices(call: ast.Call) -> frozenset[str] | None:
     return frozenset(v for v in values if v is not None)
 
 
-def _enum_members(tree: ast.Module, class_name: str) -> frozenset[str] | None:
+@_memo
+def _enum_members(source: str, class_name: str) -> frozenset[str] | None:
     """Member names of a module-level enum class, or None when the class has no members."""
-    for node in tree.body:
+    if not _defines_class(source, class_name):
+        return None
+    for node in _module(source).body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             members = {
                 target.id
@@ -193,9 +248,8 @@ def _first_enum(
         source = files.get(path)
         if source is None:
             continue
-        tree = _module(source)
         for class_name in class_names:
-            members = _enum_members(tree, class_name)
+            members = _enum_members(source, class_name)
             if members is not None:
                 return members, path
     return frozenset(), ""
@@ -211,10 +265,12 @@ def find_cudagraph_modes(files: Mapping[str, str]) -> tuple[frozenset[str], str]
     return _first_enum(files, CUDAGRAPH_PATHS, ("CUDAGraphMode",))
 
 
+@_memo
 def engine_arg_names(arg_utils_py: str) -> frozenset[str]:
     """Fields of the `EngineArgs` dataclass: the keyword arguments of `LLM(...)`."""
-    tree = _module(arg_utils_py)
-    for node in tree.body:
+    if not _defines_class(arg_utils_py, "EngineArgs"):
+        return frozenset()
+    for node in _module(arg_utils_py).body:
         if isinstance(node, ast.ClassDef) and node.name == "EngineArgs":
             return frozenset(
                 stmt.target.id

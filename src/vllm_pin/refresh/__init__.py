@@ -5,6 +5,7 @@ writing only when asked.
 __all__ = [
     "anomalies",
     "glibc_scan",
+    "memo",
     "releases",
     "rows",
     "summary",

@@ -65,7 +65,8 @@ def from_row(row: Mapping[str, Any]) -> WheelGlibc:
 
 def is_library(name: str) -> bool:
     """A shared library by its path in the wheel (`x.so`, `x.so.12`)."""
-    return bool(_LIBRARY.search(name))
+    # called on every name of ~300 central directories: the `in` test skips most of them
+    return ".so" in name and _LIBRARY.search(name) is not None
 
 
 def library_floor(client: PyPIClient, f: IndexFile, entry: ZipEntry) -> tuple[bool, Version | None]:
@@ -107,7 +108,7 @@ def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, W
             misses.append(f)
         else:
             out[f] = cached
-    listings = client.map(lambda f: client.entries(f, is_library), misses)
+    listings = client.map(lambda f: client.entries(f, is_library, ".so"), misses)
     jobs = [(f, e) for f, entries in zip(misses, listings) for e in entries]
     results = client.map(lambda job: library_floor(client, *job), jobs)
     per_wheel: dict[IndexFile, dict[str, tuple[bool, Version | None]]] = {f: {} for f in misses}

@@ -31,7 +31,6 @@ from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, repres
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
     PACKAGES,
-    Metadata,
     exact_pin,
     parse_metadata,
     parse_requirement,
@@ -39,7 +38,7 @@ from vllm_pin.matrix.core_metadata import (
 )
 from vllm_pin.matrix.releases_file import SCHEMA, dumps, loads
 from vllm_pin.names import DISTRIBUTIONS
-from vllm_pin.refresh import glibc_scan, timeline_scan
+from vllm_pin.refresh import glibc_scan, memo, timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
@@ -105,12 +104,10 @@ def collect(
     jobs = [(d, v, m, rep.file) for d, v, _, reps in plan for m, (rep, _) in reps.items()]
     counter = _Counter(progress, "release metadata", len(jobs))
 
-    def read(job: tuple[str, Version, str, IndexFile]) -> tuple[Metadata, str]:
-        data, source = client.core_metadata(job[3])
-        counter.tick()
-        return parse_metadata(data), source
-
-    metas = dict(zip([(d, v, m) for d, v, m, _ in jobs], client.map(read, jobs)))
+    raw = _core_metadata(client, [job[3] for job in jobs], counter)
+    metas = {
+        (d, v, m): (parse_metadata(data), source) for (d, v, m, _), (data, source) in zip(jobs, raw)
+    }
     if progress is not None:
         progress("library glibc versions", 0, len(jobs))
     floors = glibc_scan.collect(client, [job[3] for job in jobs])
@@ -148,6 +145,25 @@ def collect(
     doc["anomalies"] = find_anomalies(doc, problems)
     result.document = doc
     return result
+
+
+def _core_metadata(
+    client: PyPIClient, files: Sequence[IndexFile], counter: _Counter
+) -> list[tuple[bytes, str]]:
+    """Each file's METADATA and its source; only those not cached go to the thread pool."""
+
+    def cached(f: IndexFile) -> tuple[bytes, str] | None:
+        got = client.cached_core_metadata(f)
+        if got is not None:
+            counter.tick()
+        return got
+
+    def fetch(f: IndexFile) -> tuple[bytes, str]:
+        got = client.core_metadata(f)
+        counter.tick()
+        return got
+
+    return client.map_uncached(cached, fetch, files)
 
 
 def _pinned_versions(entries: Iterable[Mapping[str, Any]]) -> set[tuple[str, Version]]:
@@ -197,14 +213,9 @@ def _packages(
         if wheel is not None:
             picks.append((name, version, wheel))
     counter = _Counter(progress, "package metadata", len(picks))
-
-    def read(pick: tuple[str, Version, Wheel]) -> dict[str, Any]:
-        data, source = client.core_metadata(pick[2].file)
-        counter.tick()
-        return package_row(pick[0], parse_metadata(data), source, pick[2])
-
-    for (name, version, wheel), row in zip(picks, client.map(read, picks)):
-        rows[name][version] = row
+    raw = _core_metadata(client, [wheel.file for _, _, wheel in picks], counter)
+    for (name, version, wheel), (data, source) in zip(picks, raw):
+        rows[name][version] = package_row(name, parse_metadata(data), source, wheel)
         result.metadata_files.append(wheel.file)
     return {name: {str(v): rows[name][v] for v in sorted(rows[name])} for name in sorted(rows)}
 
@@ -232,8 +243,12 @@ def _timeline_output(
 ) -> Output:
     """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see timeline_scan)."""
     wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
-    old = _read_committed(path)
     new = timeline_scan.merged_text(client, wheels, path if only is not None else None)
+    return _timeline_text_output(path, new)
+
+
+def _timeline_text_output(path: Path, new: str) -> Output:
+    old = _read_committed(path)
 
     def changes() -> list[str]:
         old_rows = (_loads_or_none(old) or {}).get("vllm") or {}
@@ -259,12 +274,15 @@ def refresh_outputs(
     cache_dir: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
+    client: PyPIClient | None = None,
 ) -> list[Output]:
     """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
 
     With ``only``, those releases are re-read and every other row is kept from the committed
     files (which must exist). ``recorded_index_url`` is what meta.index-url says (default:
-    the index URL without credentials). Nothing is written.
+    the index URL without credentials). ``client`` replaces the one built from ``index_url``,
+    ``cache_dir`` and ``timeout``. A full refresh whose inputs did not change since the last
+    one returns that one's texts (see `memo`). Nothing is written to the matrix.
     """
     path = matrix_dir / "releases.toml"
     old_text = _read_committed(path)
@@ -273,15 +291,32 @@ def refresh_outputs(
         if old_text is None:
             raise VllmPinError(f"--only needs an existing {path}; run a full refresh first")
         base = loads(old_text)
-    client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
+    if client is None:
+        client = PyPIClient(index_url=index_url, cache_dir=cache_dir, timeout=timeout)
+    recorded = recorded_index_url or client.index_url
+    timeline = matrix_dir / "timeline.toml"
+    kept = memo.load(client, recorded) if only is None else None
+    if kept is not None and len(kept) == 2:  # nothing changed since the last full refresh
+        return [
+            Output(
+                path,
+                old_text,
+                kept[0],
+                lambda: summarize(_loads_or_none(old_text), loads(kept[0])),
+            ),
+            _timeline_text_output(timeline, kept[1]),
+        ]
     result = collect(client, only=only, base=base, progress=progress)
-    result.document["meta"]["index-url"] = recorded_index_url or client.index_url
-    return [
+    result.document["meta"]["index-url"] = recorded
+    outputs = [
         Output(
             path,
             old_text,
             dumps(result.document),
             lambda: summarize(base or _loads_or_none(old_text), result.document),
         ),
-        _timeline_output(client, result, matrix_dir / "timeline.toml", only),
+        _timeline_output(client, result, timeline, only),
     ]
+    if only is None:
+        memo.store(client, recorded, [o.new for o in outputs])
+    return outputs

@@ -40,9 +40,13 @@ def collect(
         else:
             out[version] = cached
 
-    def read(item: tuple[Version, IndexFile]) -> TimelineEntry:
-        f = item[1]
-        raw = client.read_members(f, vllm_source.wanted_member)
+    def read(item: tuple[Version, IndexFile]) -> dict[str, bytes]:
+        return client.read_members(item[1], vllm_source.wanted_member, vllm_source.MEMBER_HINT)
+
+    # the reads run on the pool; the parsing runs here, in version order while the pool reads
+    # on, so a text that the release before shipped unchanged is parsed once (vllm_source
+    # keeps the last few)
+    for (version, f), raw in zip(misses, client.imap(read, misses)):
         try:
             entry = vllm_source.entry_from_files(
                 {name: data.decode("utf-8") for name, data in raw.items()}, f.filename
@@ -55,9 +59,7 @@ def collect(
         wheel_cache.store(
             client.cache_dir, "timeline", f, vllm_source.PARSER_VERSION, entry_row(entry)
         )
-        return entry
-
-    out.update(zip([v for v, _ in misses], client.map(read, misses)))
+        out[version] = entry
     return dict(sorted(out.items()))
 
 
