@@ -1,7 +1,5 @@
 """`python -m vllm_pin` is the `vllm-pin` console script."""
 
-import sys
+from vllm_pin.cli import console
 
-from vllm_pin.cli import main
-
-sys.exit(main())
+console()
