@@ -4,6 +4,9 @@ Each command runs `repeat` times as a fresh process; the best (minimum) wall tim
 time (user + sys of that child, from getrusage) are kept, as timeit does: on a machine shared
 with other work, the best run is the one least disturbed. Both are printed, each also as a
 ratio of the baseline, and a target is met when either the wall or the CPU time meets it.
+`measure_rounds` runs the commands and their baseline in turn, round after round, so that a
+slow spell of the machine (seen here: the same command 30% slower for a minute) falls on all
+of them alike instead of on whichever was being measured then.
 """
 
 from __future__ import annotations
@@ -62,9 +65,26 @@ def measure(
     return Sample(min(walls), min(cpus))
 
 
-def python_baseline(repeat: int) -> Sample:
-    """`python -c pass` with this interpreter: the cost of starting any command."""
-    return measure([sys.executable, "-c", "pass"], repeat)
+@dataclass(frozen=True)
+class Job:
+    """One command to time, the exit codes that count as a complete run, and its stdin."""
+
+    command: Sequence[str]
+    ok: Sequence[int] = (0,)
+    stdin: bytes | None = None
+
+
+#: `python -c pass` with this interpreter: the cost of starting any command
+BASELINE = Job((sys.executable, "-c", "pass"))
+
+
+def measure_rounds(jobs: Sequence[Job], repeat: int) -> list[Sample]:
+    """Best wall and CPU time of each job, the jobs run in turn ``repeat`` rounds over."""
+    runs: list[list[Sample]] = [[] for _ in jobs]
+    for _ in range(repeat):
+        for job, samples in zip(jobs, runs):
+            samples.append(measure(job.command, 1, ok=job.ok, stdin=job.stdin))
+    return [Sample(min(s.wall for s in samples), min(s.cpu for s in samples)) for samples in runs]
 
 
 def uv_compile(vllm: str, repeat: int) -> Sample | None:

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from _timing import ROOT, line, measure, python_baseline
+from _timing import BASELINE, ROOT, Job, line, measure, measure_rounds
 
 #: the adversarial log of the speed tests, shared rather than copied
 SPEED_TESTS = runpy.run_path(str(ROOT / "tests" / "test_doctor_speed.py"))
@@ -55,10 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         small.write_text("hello\n", encoding="utf-8")
         given = ["--vllm", args.vllm]
         measure([*doctor, *given, str(small)], 1, ok=(1,))  # warm the parse and bytecode caches
-        base = python_baseline(args.repeat)
-        start_up = measure([*doctor, *given, str(small)], args.repeat, ok=(1,))
-        full = measure([*doctor, *given, str(big)], args.repeat)
-        bare = measure([*doctor, str(big)], args.repeat, ok=(0, 1))
+        base, start_up, full, bare = measure_rounds(
+            [
+                BASELINE,
+                Job([*doctor, *given, str(small)], ok=(1,)),
+                Job([*doctor, *given, str(big)]),
+                Job([*doctor, str(big)], ok=(0, 1)),
+            ],
+            args.repeat,
+        )
         mb = big.stat().st_size / 1e6
     print(f"doctor speed, best of {args.repeat} runs, {os.cpu_count()} CPUs, warm parse cache")
     print(line("python -c pass (baseline)", base, base))

@@ -23,7 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _timing import CHILD_ENV, ROOT, line, measure, python_baseline, uv_compile, verdict
+from _timing import (
+    BASELINE,
+    CHILD_ENV,
+    ROOT,
+    Job,
+    line,
+    measure,
+    measure_rounds,
+    uv_compile,
+    verdict,
+)
 
 TARGET_ONE_S = 0.15
 TARGET_CHECK_S = 0.30
@@ -44,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(ROOT / "envs", envs)
         one_cmd = [*pin, "--vllm", args.vllm, "-o", str(Path(tmp) / "req.txt")]
         measure(one_cmd, 1)  # warm the parse and bytecode caches
-        base = python_baseline(args.repeat)
-        one = measure(one_cmd, args.repeat)
         # exit 1 = stale envs/: still a complete check, reported below
         check_cmd = [*pin, "--all", "--check", "--envs-dir", str(envs)]
-        check = measure(check_cmd, args.repeat, ok=(0, 1))
+        base, one, check = measure_rounds(
+            [BASELINE, Job(one_cmd), Job(check_cmd, ok=(0, 1))], args.repeat
+        )
         stale = subprocess.run(check_cmd, capture_output=True, check=False, env=CHILD_ENV)
         regen = measure([*pin, "--all", "--no-lock", "--envs-dir", str(envs)], args.repeat)
     uv = uv_compile(args.vllm, max(1, args.repeat // 3)) if args.uv else None

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _timing import ROOT, line, measure, python_baseline, verdict
+from _timing import BASELINE, ROOT, Job, line, measure, measure_rounds, verdict
 
 TARGET_REQUIREMENTS_S = 0.30
 LINES = 200
@@ -49,10 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         small.write_text(two_hundred_lines(lock), encoding="utf-8")
         set_cmd = [*verify, "-r", str(small), "--vllm", args.vllm]
         measure(set_cmd, 1, ok=(0, 1))  # warm the parse and bytecode caches
-        base = python_baseline(args.repeat)
-        req = measure(set_cmd, args.repeat, ok=(0, 1))
-        full = measure([*verify, "-r", str(lock), "--vllm", args.vllm], args.repeat, ok=(0, 1))
-        env = measure([*verify, "--python", sys.executable], args.repeat, ok=(0, 1))
+        base, req, full, env = measure_rounds(
+            [
+                BASELINE,
+                Job(set_cmd, ok=(0, 1)),
+                Job([*verify, "-r", str(lock), "--vllm", args.vllm], ok=(0, 1)),
+                Job([*verify, "--python", sys.executable], ok=(0, 1)),
+            ],
+            args.repeat,
+        )
     print(f"verify speed, best of {args.repeat} runs, {os.cpu_count()} CPUs, warm parse cache")
     print(line("python -c pass (baseline)", base, base))
     print(line(f"verify -r ({LINES} lines)", req, base))
