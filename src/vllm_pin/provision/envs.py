@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
 
 from vllm_pin.errors import VllmPinError
+from vllm_pin.matrix import cache
 from vllm_pin.matrix.model import Matrix, load_matrix
 from vllm_pin.names import Variant
 from vllm_pin.pin.envs_dir import ENV_FILE, env_names
 from vllm_pin.pin.lockfile import LOCK_NAME as LOCK_FILE
 from vllm_pin.pin.pins import python_choices
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
 
 ENVS_DIR = "envs"  # committed: requirements-vllm.txt, requirements.lock, env.toml
 BUILD_DIR = ".envs"  # built venvs (gitignored)
@@ -124,7 +119,7 @@ def _spec_from_matrix(root: Path, matrix: Matrix, request: str, variant: str) ->
 def spec_from_env_file(path: Path) -> EnvSpec:
     """Read a committed ``env.toml`` as `vllm-pin pin --all` writes it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = cache.read_toml(path)[0]  # the same parse cache as `pin --all`
         variant = str(data["variant"])
         return EnvSpec(
             name=path.parent.name,
@@ -138,7 +133,7 @@ def spec_from_env_file(path: Path) -> EnvSpec:
             committed=True,
             without=tuple(str(w) for w in data.get("without", [])),
         )
-    except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError) as exc:  # ValueError: not TOML, or not UTF-8
         what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise VllmPinError(
             f"{path}: {what}; regenerate it with `vllm-pin pin --all --only {path.parent.name}`"
