@@ -188,6 +188,30 @@ def test_literal_ends(pattern: str, ends: list[tuple[str, int | None]] | None) -
     assert literal_ends(re.compile(pattern)) == ends
 
 
+@pytest.mark.parametrize(
+    ("pattern", "starts"),
+    [
+        (r"abc", ["abc"]),
+        (r"a\.b(c)", ["a.b"]),
+        (r"ab+c", ["ab"]),  # b occurs at least once
+        (r"ab?c|ab*c", ["a", "a"]),  # b may be absent
+        (r"ab{2}c", ["ab"]),
+        (r"a\nb", ["a\nb"]),
+        (r"x|yz+", ["x", "yz"]),
+        (r"(?s)abc.*d", ["abc"]),
+        (r"^abc", None),  # starts with an anchor
+        (r"a|\bfoo", None),  # one branch starts with no literal
+    ],
+)
+def test_literal_starts(pattern: str, starts: list[str] | None) -> None:
+    assert literal_starts(re.compile(pattern)) == starts
+
+
+@pytest.mark.parametrize("flags", [re.IGNORECASE, re.VERBOSE])
+def test_literal_starts_give_up_on_flags_that_change_literals(flags: int) -> None:
+    assert literal_starts(re.compile("\n  abc  # the literal is abc", flags)) is None
+
+
 #: regex atoms and quantifiers over a three-letter alphabet, for random signatures
 ATOMS = ["a", "b", "c", "\\.", "[ab]", "[^\\n]", "(?:a|bc)", "(?=a)", "(?!b)", "^", "\\b", "."]
 QUANTIFIERS = ["", "", "", "?", "{0,3}", "{2}", "{,2}", "*", "{1,}?", "+"]

@@ -198,29 +198,8 @@ def diagnose(
     return out
 
 
-#: characters that end the literal start of a regex branch
-_META = frozenset("^$.|?*+()[]{}")
 #: escapes that stand for themselves
 _ESCAPED = frozenset(".()[]{}\\|?*+^$ -:'\"/_`")
-
-
-def _literal_start(branch: str) -> str:
-    """The literal text every match of this regex branch starts with ("" when none)."""
-    out = []
-    i = 0
-    while i < len(branch):
-        c = branch[i]
-        if c == "\\" and i + 1 < len(branch) and branch[i + 1] in _ESCAPED:
-            out.append(branch[i + 1])
-            i += 2
-        elif c in _META or c == "\\":
-            break
-        else:
-            out.append(c)
-            i += 1
-    if out and i < len(branch) and branch[i] in "?*{":
-        out.pop()  # the last literal is optional or repeated
-    return "".join(out)
 
 
 def _top_level_branches(pattern: str) -> list[str]:
@@ -247,13 +226,35 @@ def _top_level_branches(pattern: str) -> list[str]:
 
 
 def literal_starts(pattern: re.Pattern[str]) -> list[str] | None:
-    """The literal start of each top-level branch, or None when one branch has none (after
-    a leading inline flag group such as (?s)); IGNORECASE patterns have none."""
-    if pattern.flags & re.IGNORECASE:
+    """The literal every match of each top-level branch starts with, or None when one branch
+    starts otherwise (after a leading inline flag group such as (?s)); None for IGNORECASE
+    and VERBOSE patterns, whose literals are not their text."""
+    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
         return None
     text = re.sub(r"^\(\?[aimsux]+\)", "", pattern.pattern)
     starts = [_literal_start(b) for b in _top_level_branches(text)]
     return starts if all(starts) else None
+
+
+def _literal_start(branch: str) -> str:
+    """The plain literals a branch starts with, up to the first other atom; a quantified
+    literal ends it (counted once when it must occur)."""
+    out = []
+    i = 0
+    while i < len(branch):
+        atom = _atom(branch, i)
+        if atom is None or not atom[0]:
+            break
+        literal, _, after = atom
+        repeat = _repeat(branch, after)
+        if repeat is None:
+            break
+        least, _, i = repeat
+        if least:
+            out.append(literal)
+        if i != after:
+            break
+    return "".join(out)
 
 
 #: escapes of one character of a class, of no character, and of one control character
@@ -299,26 +300,24 @@ def _group_end(branch: str, i: int) -> int:
     return -1
 
 
-def _repeat(branch: str, i: int) -> tuple[int | None, int] | None:
-    """The most repeats the quantifier at ``i`` allows (1 when there is none, None when
-    unbounded) and the index after it; None when it is not read here."""
+def _repeat(branch: str, i: int) -> tuple[int, int | None, int] | None:
+    """The fewest and the most repeats the quantifier at ``i`` allows (1 and 1 when there is
+    none; most None when unbounded) and the index after it; None when it is not read here."""
     c = branch[i : i + 1]
-    if c == "?":
-        most: int | None = 1
-        i += 1
-    elif c in ("*", "+"):
-        most = None
+    if c in ("?", "*", "+"):
+        least, most = int(c == "+"), (1 if c == "?" else None)
         i += 1
     elif c == "{":
         m = _QUANTIFIER.match(branch, i)
         if m is None or m.group(0) == "{}":  # "{}" stands for itself
             return None
         low, comma, high = m.groups()
-        most = int(high) if high else (None if comma else int(low or "0"))
+        least = int(low or "0")
+        most = int(high) if high else (None if comma else least)
         i = m.end()
     else:
-        return 1, i
-    return most, i + (branch[i : i + 1] in ("?", "+"))  # lazy or possessive
+        return 1, 1, i
+    return least, most, i + (branch[i : i + 1] in ("?", "+"))  # lazy or possessive
 
 
 def _atom(branch: str, i: int) -> tuple[str, int | None, int] | None:
@@ -382,7 +381,7 @@ def _tokens(branch: str) -> list[tuple[str, int | None]] | None:
         repeat = _repeat(branch, i)
         if repeat is None:
             return None
-        most, after = repeat
+        _, most, after = repeat
         if after != i:
             literal = ""
             width = None if width is None or most is None else width * most
