@@ -327,38 +327,41 @@ def test_releases_table_sorts_by_version(browser: DevTools, site_dir: Path) -> N
     assert first[0] == "0.33.0" or first[0].startswith("0.3"), first
 
 
-#: host profiles: (page choices, `vllm-pin fit` flags)
+def _host(
+    driver: str, glibc: str, arch: str, python: str, machine: str = "x86_64"
+) -> dict[str, str]:
+    """A host profile as the page's selects take it."""
+    return {"driver": driver, "glibc": glibc, "arch": arch, "python": python, "machine": machine}
+
+
+#: host profiles (the same host as `vllm-pin fit` flags: _fit_flags)
 HOSTS = {
-    "h100-ubuntu22": (
-        {"driver": "580.65.06", "glibc": "2.35", "arch": "sm_90", "python": "3.12"},
-        ["--driver", "580.65.06", "--gpu", "sm_90", "--glibc", "2.35", "--python", "3.12"],
-    ),
-    "driver-450-a100": (
-        {"driver": "450.80.02", "glibc": "2.31", "arch": "sm_80", "python": "3.10"},
-        ["--driver", "450.80.02", "--gpu", "sm_80", "--glibc", "2.31", "--python", "3.10"],
-    ),
-    "rtx5090-sm120": (
-        {"driver": "525.60.13", "glibc": "2.39", "arch": "sm_120", "python": "3.12"},
-        ["--driver", "525.60.13", "--gpu", "sm_120", "--glibc", "2.39", "--python", "3.12"],
-    ),
-    "centos7": (
-        {"driver": "525.60.13", "glibc": "2.17", "arch": "sm_75", "python": "3.9"},
-        ["--driver", "525.60.13", "--gpu", "sm_75", "--glibc", "2.17", "--python", "3.9"],
-    ),
-    "gh200-aarch64": (
-        {"driver": "580.65.06", "glibc": "2.35", "arch": "sm_90", "python": "3.12"},
-        ["--driver", "580.65.06", "--gpu", "sm_90", "--glibc", "2.35", "--python", "3.12"],
-    ),
-    "no-gpu": (
-        {"driver": "none", "glibc": "2.36", "arch": "none", "python": "3.11"},
-        ["--no-gpu", "--glibc", "2.36", "--python", "3.11"],
-    ),
-    "python-3.8-v100": (
-        {"driver": "525.60.13", "glibc": "2.24", "arch": "sm_70", "python": "3.8"},
-        ["--driver", "525.60.13", "--gpu", "sm_70", "--glibc", "2.24", "--python", "3.8"],
-    ),
+    "h100-ubuntu22": _host("580.65.06", "2.35", "sm_90", "3.12"),
+    "driver-450-a100": _host("450.80.02", "2.31", "sm_80", "3.10"),
+    "rtx5090-sm120": _host("525.60.13", "2.39", "sm_120", "3.12"),
+    "centos7": _host("525.60.13", "2.17", "sm_75", "3.9"),
+    "gh200-aarch64": _host("580.65.06", "2.35", "sm_90", "3.12", "aarch64"),
+    "no-gpu": _host("none", "2.36", "none", "3.11"),
+    "python-3.8-v100": _host("525.60.13", "2.24", "sm_70", "3.8"),
 }
-MACHINE_OF = {"gh200-aarch64": "aarch64"}
+
+
+def _fit_flags(host: dict[str, str]) -> list[str]:
+    """The `vllm-pin fit` flags that state the same host as the page's selects."""
+    gpu = (
+        ["--no-gpu"]
+        if host["driver"] == "none"
+        else ["--driver", host["driver"], "--gpu", host["arch"]]
+    )
+    return [
+        *gpu,
+        "--glibc",
+        host["glibc"],
+        "--python",
+        host["python"],
+        "--machine",
+        host["machine"],
+    ]
 
 
 def _fit_json(flags: list[str]) -> dict[str, Any]:
@@ -371,10 +374,8 @@ def _fit_json(flags: list[str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", sorted(HOSTS))
 def test_selector_answers_equal_fit_json(browser: DevTools, site_dir: Path, name: str) -> None:
-    choices, flags = HOSTS[name]
-    machine = MACHINE_OF.get(name, "x86_64")
-    expected = _fit_json([*flags, "--machine", machine])
-    host = {**choices, "machine": machine}
+    host = HOSTS[name]
+    expected = _fit_json(_fit_flags(host))
     query = "&".join(f"{k}={v}" for k, v in host.items())
     browser.open(_url(site_dir, "fit.html") + "?" + query)
     # the selects took the host from the URL: the page shows this host's answers
