@@ -531,7 +531,7 @@ class PyPIClient:
     ) -> dict[str, bytes]:
         """Members of a wheel whose path matches `want` (and contains `hint`, an ASCII text
         that lets the other names be skipped undecoded), read through range requests."""
-        entries = self._central_directory(f, want, hint)
+        entries = self.entries(f, want, hint)
         cache = self._file_cache(f)
         out: dict[str, bytes] = {}
         missing: list[zipread.ZipEntry] = []
@@ -549,22 +549,16 @@ class PyPIClient:
         out.update(fetched)
         return dict(sorted(out.items()))
 
-    def entries(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
-    ) -> list[zipread.ZipEntry]:
-        """The central directory entries of a wheel whose path matches `want` and contains
-        `hint` (see read_members); the directory is cached."""
-        return self._central_directory(f, want, hint)
-
     def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
         """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
         return zipread.iter_member_prefix(entry, self._fetcher(f, "elf"), f.filename, limit=limit)
 
-    def _central_directory(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str
+    def entries(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
     ) -> list[zipread.ZipEntry]:
-        """The entries of a wheel whose name matches `want`. The directory is cached as its own
-        bytes after its entry count (writing them costs nothing; JSON cost more than parsing)."""
+        """The central directory entries of a wheel whose path matches `want` and contains
+        `hint` (see read_members). The directory is cached as its own bytes after its entry
+        count (writing them costs nothing; JSON cost more than parsing)."""
         cache = self._file_cache(f)
         path = cache / "central-directory.bin" if cache else None
         if path is not None:

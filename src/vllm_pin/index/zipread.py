@@ -78,13 +78,10 @@ def _read(fetch: RangeFetcher, start: int, end: int, what: str, label: str) -> b
     return data
 
 
-def read_central_directory(
-    size: int, fetch: RangeFetcher, label: str, want: Callable[[str], bool] = lambda _: True
-) -> list[ZipEntry]:
-    """Return the entries whose name matches `want` of the zip of `size` bytes; `label` names
-    the file in errors."""
+def read_central_directory(size: int, fetch: RangeFetcher, label: str) -> list[ZipEntry]:
+    """Return every entry of the zip of `size` bytes; `label` names the file in errors."""
     cd, total = fetch_central_directory(size, fetch, label)
-    return parse_central_directory(cd, total, label, want)
+    return parse_central_directory(cd, total, label)
 
 
 def fetch_central_directory(size: int, fetch: RangeFetcher, label: str) -> tuple[bytes, int]:
