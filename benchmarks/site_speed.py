@@ -3,54 +3,37 @@
 
     python benchmarks/site_speed.py [--repeat 3]
 
-Every command runs as a fresh process of this interpreter, so the baseline (start, load the
-matrix, describe one release) is measured under the same load as the site. Reported: median
-wall time and CPU time (user + sys of the child; on a shared machine wall time also measures
-the neighbours), the ratio to the baseline, and the size of the site. Targets: under 3 s and
-under 5 MB.
+Every command runs as a fresh process of this interpreter, in turn with the baseline (start,
+load the matrix, describe one release; see _timing.py), so both see the same load. Reported:
+the best wall time and CPU time (user + sys of the child; on a shared machine wall time
+also measures the neighbours), the ratio to the baseline, and the size of the site. Targets:
+under 3 s and under 5 MB.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _timing import Job, measure_rounds
+
 TARGET_S = 3.0
 TARGET_BYTES = 5_000_000
 
 
-def measure(command: Sequence[str], repeat: int) -> tuple[float, float]:
-    """Median (wall seconds, CPU seconds) of ``command``; a failure aborts the benchmark."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        if proc.returncode != 0:
-            sys.exit(f"bench: `{' '.join(command)}` exited {proc.returncode}: {proc.stderr[-500:]}")
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best of)")
     args = parser.parse_args(argv)
     cli = [sys.executable, "-m", "vllm_pin"]
-    base_wall, base_cpu = measure([*cli, "show", "0.10.1.1"], args.repeat)
     with tempfile.TemporaryDirectory(prefix="vllm-pin-site-") as tmp:
         out = Path(tmp) / "site"
-        wall, cpu = measure([*cli, "site", "-o", str(out)], args.repeat)
+        base, site = measure_rounds(
+            [Job([*cli, "show", "0.10.1.1"]), Job([*cli, "site", "-o", str(out)])], args.repeat
+        )
+        base_wall, base_cpu, wall, cpu = base.wall, base.cpu, site.wall, site.cpu
         files = [p for p in out.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
         biggest = max(files, key=lambda p: p.stat().st_size)

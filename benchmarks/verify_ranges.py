@@ -7,24 +7,21 @@ The set is written to a temporary folder: a vllm range, torch-family floors and 
 and 190 other requirements with ranges, markers and comments, split over an ``-r`` include,
 so the run parses every line and judges the ranges over every release of the matrix. Each
 command runs as a fresh process of this interpreter in one run, so the baseline (bare
-interpreter start) is measured under the same load. Medians of wall and CPU time are
-reported (CPU time stays meaningful where other jobs queue for the cores); the target
+interpreter start) is measured under the same load, in turn with it (see _timing.py). The
+best wall and CPU time are reported (CPU time stays meaningful where other jobs queue for the
+cores); the target
 (issue 11) is under 1 s, and under 0.3 s beyond interpreter start (issue 15's stretch target).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _timing import BASELINE, ROOT, Job, measure_rounds
+
 TARGET_S = 1.0
 TARGET_BEYOND_START_S = 0.3
 LINES = 200
@@ -56,39 +53,20 @@ def write_set(folder: Path) -> Path:
     return main
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def median_seconds(command: Sequence[str], repeat: int) -> tuple[float, float]:
-    """Median wall and CPU (user + system) time of ``command``; CPU time stays meaningful on a
-    host where other jobs queue for the cores. A run that does not exit 0 aborts."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        cpu, start = _children_cpu(), time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        walls.append(time.perf_counter() - start)
-        cpus.append(_children_cpu() - cpu)
-        if proc.returncode != 0:
-            sys.exit(f"bench: `{' '.join(command)}` exited {proc.returncode}: {proc.stderr[-500:]}")
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (best of)")
     args = parser.parse_args(argv)
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-") as tmp:
         req = write_set(Path(tmp))
         verify = [python, str(ROOT / "tools" / "verify_dependencies.py"), "-r", str(req)]
         verify += ["--python-version", "3.11", "--machine", "x86_64"]
-        baseline, baseline_cpu = median_seconds([python, "-c", "pass"], args.repeat)
-        took, took_cpu = median_seconds(verify, args.repeat)
+        base, run = measure_rounds([BASELINE, Job(verify)], args.repeat)
+    baseline, baseline_cpu, took, took_cpu = base.wall, base.cpu, run.wall, run.cpu
     print(
         f"python -c pass            {baseline:6.3f} s wall, {baseline_cpu:6.3f} s CPU "
-        f"(baseline, median of {args.repeat})"
+        f"(baseline, best of {args.repeat})"
     )
     print(
         f"verify -r ({LINES} lines)    {took:6.3f} s wall, {took_cpu:6.3f} s CPU "
