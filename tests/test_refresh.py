@@ -553,8 +553,11 @@ def test_a_full_refresh_with_nothing_new_reads_only_the_pages(
     data = json.loads(page.body)  # type: ignore[arg-type]
     data["files"] = [f for f in data["files"] if not f["filename"].startswith("vllm-0.1.4")]
     page.body = json.dumps(data).encode()
+    index.log.clear()
     changed = texts()
     assert len(collected) == 2 and "0.1.4" in first[0] and '"0.1.4"' not in changed[0]
+    pages = [path for path, _ in index.log if path.startswith("/simple/")]
+    assert sorted(pages) == sorted(set(pages))  # the memo's reads serve the rebuild too
     monkeypatch.setattr(memo, "code_digest", lambda: "other code")
     assert (texts(), len(collected)) == (changed, 3)
 

@@ -321,6 +321,9 @@ class PyPIClient:
         #: project -> sha256 of the index page last read for it: what a refresh read, so a
         #: later one can tell whether anything it depends on changed (refresh.memo)
         self.page_digests: dict[str, str] = {}
+        #: project -> its files as first read: one refresh reads each page once, whoever asks
+        #: (refresh.memo reads them before collect does)
+        self._pages: dict[str, list[IndexFile]] = {}
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -416,8 +419,13 @@ class PyPIClient:
     # -- index ----------------------------------------------------------------------------
 
     def project(self, name: str) -> list[IndexFile]:
-        """All files of a project (PEP 691 JSON), revalidated with a conditional GET."""
+        """All files of a project (PEP 691 JSON), revalidated with a conditional GET the first
+        time this client asks."""
         norm = canonicalize_name(name)
+        with self._lock:
+            known = self._pages.get(norm)
+        if known is not None:
+            return list(known)
         url = f"{self.index_url}{norm}/"
         cache = self.cache_dir / "simple" / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
         cached: dict[str, str] = {}
@@ -463,7 +471,8 @@ class PyPIClient:
             files = [_parse_file(raw, url) for raw in data["files"]]
             with self._lock:
                 self.page_digests[norm] = hashlib.sha256(body.encode()).hexdigest()
-            return files
+                self._pages[norm] = files
+            return list(files)
         except PackageIndexError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
