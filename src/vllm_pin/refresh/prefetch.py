@@ -1,0 +1,216 @@
+"""Refresh's wheel reading spread over processes, so a cold refresh uses more than one core.
+
+A cold full refresh reads the facts of ~300 wheels (core metadata, the glibc versions their
+libraries need, vLLM's knobs for the timeline) through ~2700 range requests, and parses what
+comes back: central directories, ELF sections, vLLM's sources. That parsing and the HTTP layer
+are Python that holds the GIL, so one process keeps one core busy however many requests are in
+flight. `prefetch` hands shares of the wheels to worker processes (`python -m
+vllm_pin.refresh.prefetch`, its settings on stdin); each reads its share into the wheel cache
+exactly as refresh would, while this process reads its own share. Refresh then finds every
+fact in the cache.
+
+A worker is only a head start: whatever it did not cache (it failed to start, was killed, or
+met a broken wheel), refresh reads itself and reports any error as it always did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO
+
+from packaging.version import Version
+
+import vllm_pin
+from vllm_pin.errors import VllmPinError
+from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.refresh import glibc_scan, timeline_scan
+
+__all__ = ["MAX_PROCESSES", "default_processes", "fill", "prefetch", "shares"]
+
+#: more processes than this share the same ~2700 requests with little to gain
+MAX_PROCESSES = 4
+#: below this many wheels a worker costs more (start-up, its own connections) than it saves
+MIN_WHEELS_PER_PROCESS = 8
+#: the command that runs a worker (a list, so a test can make one that fails)
+WORKER = [sys.executable, "-m", "vllm_pin.refresh.prefetch"]
+
+Tick = Callable[[], None]
+
+
+def default_processes() -> int:
+    """One per CPU this process may run on, at most MAX_PROCESSES."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_PROCESSES))
+
+
+def fill(
+    client: PyPIClient,
+    wheels: Sequence[IndexFile],
+    timeline: Mapping[Version, IndexFile],
+    done: Callable[[IndexFile], None] | None = None,
+) -> None:
+    """Read these wheels' facts into the cache, overlapping the kinds of work: the core
+    metadata, then the central directories (which both scans read, so each is fetched once),
+    then the ELF scan beside the timeline scan of the `timeline` wheels. `done` hears of each
+    wheel whose ELF scan is cached. A broken wheel or index stops a part, quietly: the refresh
+    that follows reads the rest, and reports the error."""
+    # a METADATA read out of the zip needs its central directory: those wait for the listings
+    pep658 = [f for f in wheels if f.core_metadata]
+    rest = [f for f in wheels if not f.core_metadata]
+    with ThreadPoolExecutor(max_workers=3) as side:
+        jobs: list[Future[object]] = [side.submit(client.map, client.core_metadata, pep658)]
+        with contextlib.suppress(VllmPinError):  # refresh meets it again, and reports it
+            client.map(lambda f: client.entries(f, glibc_scan.is_library, ".so"), wheels)
+            jobs.append(side.submit(client.map, client.core_metadata, rest))
+            jobs.append(side.submit(timeline_scan.collect, client, timeline))
+            glibc_scan.collect(client, wheels, done)
+        for job in jobs:
+            with contextlib.suppress(VllmPinError):
+                job.result()
+
+
+def shares(wheels: Sequence[IndexFile], processes: int) -> list[list[IndexFile]]:
+    """The wheels split into `processes` shares of about equal work, largest wheels first
+    (the bytes of a wheel's libraries are what its scan reads through)."""
+    out: list[list[IndexFile]] = [[] for _ in range(processes)]
+    load = [0] * processes
+    for f in sorted(wheels, key=lambda f: (-f.size, f.filename)):
+        least = load.index(min(load))
+        out[least].append(f)
+        load[least] += max(f.size, 1)
+    return out
+
+
+def prefetch(
+    client: PyPIClient,
+    wheels: Sequence[IndexFile],
+    timeline: Mapping[Version, IndexFile],
+    processes: int,
+    tick: Tick,
+) -> None:
+    """Read the wheels' facts into the cache on up to `processes` processes (this one
+    included); `tick` hears of each wheel done, from any of them, once per distinct wheel."""
+    wheels = list(dict.fromkeys(wheels))
+    for _ in [f for f in wheels if not f.sha256]:  # the cache keeps only what a sha256 names:
+        tick()  # refresh reads them itself
+    wheels = [f for f in wheels if f.sha256]
+    settings = client.settings()
+    processes = min(processes, max(1, len(wheels) // MIN_WHEELS_PER_PROCESS))
+    if settings is None or processes < 2:
+        fill(client, wheels, timeline, lambda _: tick())
+        return
+    parts = shares(wheels, processes)
+    workers = [_start(client, settings, part, timeline, tick) for part in parts[1:]]
+    try:
+        own = set(parts[0])
+        fill(client, parts[0], {v: f for v, f in timeline.items() if f in own}, lambda _: tick())
+    finally:
+        for worker in workers:
+            worker.finish()
+
+
+class _Worker:
+    """A worker process and the threads that read its output."""
+
+    def __init__(self, process: subprocess.Popen[bytes], client: PyPIClient, tick: Tick) -> None:
+        self.process = process
+        self.readers = [
+            threading.Thread(target=self._read, args=(process.stdout, client, tick), daemon=True),
+            threading.Thread(target=self._drain, args=(process.stderr,), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: IO[bytes] | None, client: PyPIClient, tick: Tick) -> None:
+        """An empty line per wheel done; at the end, what the worker fetched (JSON)."""
+        for line in stream or ():
+            if line.strip():
+                with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                    client.add_counts(json.loads(line))
+            else:
+                tick()
+
+    @staticmethod
+    def _drain(stream: IO[bytes] | None) -> None:
+        for _ in stream or ():  # what a failing worker says is not the error refresh reports
+            pass
+
+    def finish(self) -> None:
+        """Wait for the worker; stop it if this process is leaving early."""
+        try:
+            self.process.wait()
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            for reader in self.readers:
+                reader.join()
+
+
+def _start(
+    client: PyPIClient,
+    settings: dict[str, object],
+    wheels: Sequence[IndexFile],
+    timeline: Mapping[Version, IndexFile],
+    tick: Tick,
+) -> _Worker:
+    own = set(wheels)
+    request = {
+        "client": settings,
+        "wheels": [asdict(f) for f in wheels],
+        "timeline": {str(v): f.sha256 for v, f in timeline.items() if f in own},
+    }
+    # the worker imports this package from where this process found it (a checkout's src/)
+    source = str(Path(vllm_pin.__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
+    process = subprocess.Popen(
+        WORKER,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(request).encode())
+        process.stdin.close()
+    except OSError:
+        pass  # it died at once: refresh reads its share itself
+    return _Worker(process, client, tick)
+
+
+def main() -> int:
+    """A worker: read the wheels on stdin into the cache; an empty line on stdout per wheel
+    done, then what it fetched (`PyPIClient.counts`)."""
+    request = json.load(sys.stdin.buffer)
+    client = PyPIClient.from_settings(request["client"])
+    wheels = [IndexFile(**row) for row in request["wheels"]]
+    by_sha = {f.sha256: f for f in wheels}
+    timeline = {Version(v): by_sha[sha] for v, sha in request["timeline"].items()}
+    lock = threading.Lock()
+
+    def done(f: IndexFile) -> None:
+        with lock:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    fill(client, wheels, timeline, done)
+    sys.stdout.write(json.dumps(client.counts()) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
