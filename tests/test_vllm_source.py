@@ -197,6 +197,30 @@ def test_enum_class_found_only_where_defined(source: str, found: bool) -> None:
     assert path == ("vllm/config.py" if found else "")
 
 
+@pytest.mark.parametrize(
+    ("source", "members"),
+    [
+        ("class CUDAGraphMode(Enum):\n    NONE = 0\n    FULL = 1\nx = 1\n", {"NONE", "FULL"}),
+        # the class's text alone is cut inside brackets, a string, a continued line: all parse
+        # as the whole module does
+        ("class CUDAGraphMode(Enum):\n    NONE = 0\n    FULL = (\n1)\nB = 2\n", {"NONE", "FULL"}),
+        ('class CUDAGraphMode(Enum):\n    """\nB = 9\n"""\n    NONE = 0\n', {"NONE"}),
+        ("class CUDAGraphMode(Enum):\n    NONE = \\\n1\n", {"NONE"}),
+        # two definitions: the first with members, as when the whole module was walked
+        ("class CUDAGraphMode:\n    pass\nclass CUDAGraphMode(Enum):\n    A = 1\n", {"A"}),
+        # a line that only looks like the class is inside a string: the whole module decides
+        (
+            'x = """\nclass CUDAGraphMode:\n    A = 1\n"""\n'
+            "class CUDAGraphMode(Enum):\n    B = 2\n",
+            {"B"},
+        ),
+    ],
+    ids=["cut", "brackets", "string", "continuation", "twice", "in-a-string"],
+)
+def test_class_read_alone_or_with_its_module_alike(source: str, members: set[str]) -> None:
+    assert vllm_source.find_cudagraph_modes({"vllm/config.py": source})[0] == members
+
+
 def test_every_member_read_contains_the_hint() -> None:
     """read_members skips names without MEMBER_HINT undecoded: no wanted path may lack it."""
     assert all(vllm_source.MEMBER_HINT in path for path in vllm_source.MEMBER_PATTERNS)
