@@ -60,6 +60,7 @@ class Route:
     content_type: str = "application/octet-stream"
     headers: dict[str, str] = field(default_factory=dict)
     ranges: bool = True  # False: ignore Range headers, like some proxies
+    redirect: str = ""  # answer 302 to this location instead
 
 
 @dataclass
@@ -156,6 +157,12 @@ def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
             route = index.routes.get(self.path)
             if route is None:
                 self.send_error(404)
+                return
+            if route.redirect:
+                self.send_response(302)
+                self.send_header("Location", route.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if isinstance(route.body, Stream):
                 self._stream(route.body, route.content_type)

@@ -280,3 +280,57 @@ def test_verifying_pools_share_one_ssl_context_per_bundle(verify: bool | str, sh
     if shared:
         assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
         assert context.cert_store_stats()["x509_ca"] > 0
+
+
+# -- what requests did around each request, kept by the lean path ---------------------------
+
+
+def _file(index: FakeIndex, path: str, size: int) -> IndexFile:
+    return IndexFile(path.rsplit("/", 1)[1], f"{index.url}{path}", "", size, "", False, "", "")
+
+
+@pytest.mark.parametrize(
+    ("target", "credentials"),
+    [("{url}/files/moved.whl", True), ("{other}/files/moved.whl", False)],
+    ids=["same-origin", "other-origin"],
+)
+def test_redirects_are_followed_with_the_range_and_credentials_only_to_the_index(
+    fake_index: FakeIndex, tmp_path: Path, target: str, credentials: bool
+) -> None:
+    """A mirror that sends its files elsewhere: the Range goes along, the index's
+    credentials only where the index is (127.0.0.1 and localhost are other origins)."""
+    data = bytes(range(256)) * 8
+    other = fake_index.url.replace("127.0.0.1", "localhost")
+    fake_index.routes["/files/x.whl"] = Route(
+        b"", redirect=target.format(url=fake_index.url, other=other)
+    )
+    fake_index.routes["/files/moved.whl"] = Route(data)
+    url = fake_index.url.replace("://", "://user:s3cret@") + "/simple/"
+    client = PyPIClient(url, tmp_path, timeout=5, backoff=0.01)
+    assert (
+        client._fetch_range(_file(fake_index, "/files/x.whl", len(data)), 10, 20, "elf")
+        == (data[10:20])
+    )
+    assert fake_index.log == [("/files/x.whl", "bytes=10-19"), ("/files/moved.whl", "bytes=10-19")]
+    sent = "Basic dXNlcjpzM2NyZXQ="
+    assert fake_index.auth == [sent, sent if credentials else ""]
+
+
+def test_a_redirect_loop_is_an_error(fake_index: FakeIndex, tmp_path: Path) -> None:
+    fake_index.routes["/simple/loop/"] = Route(b"", redirect="/simple/loop/")
+    client = client_for(fake_index, tmp_path, retries=0)
+    with pytest.raises(PackageIndexError, match=r"^cannot reach .*TooManyRedirects"):
+        client.project("loop")
+
+
+def test_netrc_credentials_are_sent_as_requests_would(
+    index: FakeIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = client_for(index, tmp_path)
+    client.project("vllm")
+    client.project("torch")
+    assert index.auth == ["Basic dXNlcjpzM2NyZXQ="] * 2
