@@ -53,7 +53,7 @@ def test_workers_read_their_shares_into_the_cache(
     settings (credentials included)."""
     monkeypatch.setattr(prefetch, "MIN_WHEELS_PER_PROCESS", 1)
     cache = tmp_path / "cache"
-    parts = prefetch.shares(wheels, 3)
+    parts = prefetch.shares(wheels, 3, prefetch.REFRESH_BESIDES)
     assert all(parts)
     assert sorted(f.filename for p in parts for f in p) == [f.filename for f in wheels]
     ticks: list[int] = []
@@ -87,7 +87,7 @@ def test_a_failing_worker_costs_only_time(
     cache = tmp_path / "cache"
     ticks: list[int] = []
     prefetch.prefetch(_client(index, cache), wheels, {}, 2, lambda: ticks.append(1))
-    own = set(prefetch.shares(wheels, 2)[0])
+    own = set(prefetch.shares(wheels, 2, prefetch.REFRESH_BESIDES)[0])
     assert _elf_cached(cache, wheels) == [f in own for f in wheels]
     assert len(ticks) == len(own)
     assert refresh.collect(_client(index, cache), processes=2).document == alone
@@ -107,22 +107,26 @@ def test_one_process_for_a_client_with_its_own_session(
 
 
 @pytest.mark.parametrize(
-    ("sizes", "processes", "expected"),
+    ("sizes", "processes", "head_start", "expected"),
     [
-        ([5, 4, 3, 2, 1], 1, [[5, 4, 3, 2, 1]]),
-        ([5, 4, 3, 2, 1], 2, [[5, 2, 1], [4, 3]]),
-        ([1, 1, 1, 1], 3, [[1, 1], [1], [1]]),
-        ([9, 1, 1, 1], 2, [[9], [1, 1, 1]]),
+        ([5, 4, 3, 2, 1], 1, 0.0, [[5, 4, 3, 2, 1]]),
+        ([5, 4, 3, 2, 1], 2, 0.0, [[5, 2, 1], [4, 3]]),
+        ([1, 1, 1, 1], 3, 0.0, [[1, 1], [1], [1]]),
+        ([9, 1, 1, 1], 2, 0.0, [[9], [1, 1, 1]]),
+        # the first process has a fifth of the work to do besides: it takes less
+        ([5, 4, 3, 2, 1], 2, 0.2, [[4, 2], [5, 3, 1]]),
+        ([1, 1, 1, 1], 2, 0.5, [[1], [1, 1, 1]]),
     ],
 )
 def test_shares_balance_the_bytes(
-    sizes: list[int], processes: int, expected: list[list[int]]
+    sizes: list[int], processes: int, head_start: float, expected: list[list[int]]
 ) -> None:
     files = [
         IndexFile(f"x-{i}-py3-none-any.whl", "", "", size, "", False, "", "")
         for i, size in enumerate(sizes)
     ]
-    assert [[f.size for f in part] for part in prefetch.shares(files, processes)] == expected
+    parts = prefetch.shares(files, processes, head_start)
+    assert [[f.size for f in part] for part in parts] == expected
 
 
 def test_default_processes_is_bounded() -> None:

@@ -344,11 +344,24 @@ class PyPIClient:
         #: project -> its files as first read: one refresh reads each page once, whoever asks
         #: (refresh.memo reads them before collect does)
         self._pages: dict[str, list[IndexFile]] = {}
+        self._cancelled = False
+        #: files whose `.metadata` the index answered 404 (what PEP 658 does not serve)
+        self._unserved: set[str] = set()
         #: origin -> the ~/.netrc credentials for it (requests reads the file for each request)
         self._netrc_auth: dict[tuple[str, str], tuple[str, str] | None] = {}
         #: (sha256, want, hint) -> the entries `entries` found: refresh's ELF scan lists a
         #: wheel's libraries twice (once to fetch the directory early, once to scan)
         self._listings: dict[tuple[str, Callable[[str], bool], str], list[zipread.ZipEntry]] = {}
+
+    def cancel(self) -> None:
+        """Send nothing more: every later request fails at once (what is in flight ends as
+        it would). For work in the background that nobody waits for any longer."""
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel` was called."""
+        return self._cancelled
 
     def settings(self) -> dict[str, Any] | None:
         """The arguments that build this client again (JSON; they hold the index URL's
@@ -399,6 +412,8 @@ class PyPIClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(delay)
+            if self._cancelled:
+                raise PackageIndexError(f"cannot read {url}: the work was cancelled")
             delay = self.backoff * (2**attempt)
             deadline = time.monotonic() + self.timeout
             started = time.perf_counter()
@@ -620,19 +635,39 @@ class PyPIClient:
         fetched = iter(self.map(fn, [item for item, got in zip(items, found) if got is None]))
         return [next(fetched) if got is None else got for got in found]
 
-    def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
-        if f.core_metadata is not False:
-            resp, data = self._get(
-                f.url + ".metadata", max_bytes=MAX_METADATA_BYTES, kind="metadata"
+    def served_core_metadata(self, f: IndexFile) -> bytes | None:
+        """The wheel's METADATA when the index serves it alone (PEP 658); None when it does
+        not (`core_metadata` then reads it out of the zip). Cached like `core_metadata`."""
+        cached = self.cached_core_metadata(f)
+        if cached is not None:
+            return cached[0] if cached[1] == "pep658" else None
+        data = self._fetch_served(f)
+        cache = self._file_cache(f)
+        if data is not None and cache is not None:
+            write_cache_file(cache / "METADATA.pep658", data)
+        return data
+
+    def _fetch_served(self, f: IndexFile) -> bytes | None:
+        with self._lock:
+            if f.core_metadata is False or (f.url in self._unserved):
+                return None
+        resp, data = self._get(f.url + ".metadata", max_bytes=MAX_METADATA_BYTES, kind="metadata")
+        if resp.status_code == 404:
+            with self._lock:
+                self._unserved.add(f.url)  # the range read that follows asks no more
+            return None
+        if resp.status_code != 200:
+            raise PackageIndexError(f"cannot read {f.url}.metadata: HTTP {resp.status_code}")
+        if f.metadata_sha256 and hashlib.sha256(data).hexdigest() != f.metadata_sha256:
+            raise PackageIndexError(
+                f"{f.url}.metadata does not match the sha256 the index gives for it"
             )
-            if resp.status_code == 200:
-                if f.metadata_sha256 and hashlib.sha256(data).hexdigest() != f.metadata_sha256:
-                    raise PackageIndexError(
-                        f"{f.url}.metadata does not match the sha256 the index gives for it"
-                    )
-                return data, "pep658"
-            if resp.status_code != 404:
-                raise PackageIndexError(f"cannot read {f.url}.metadata: HTTP {resp.status_code}")
+        return data
+
+    def _fetch_core_metadata(self, f: IndexFile) -> tuple[bytes, str]:
+        data = self._fetch_served(f)
+        if data is not None:
+            return data, "pep658"
         members = self.read_members(f, _is_dist_info_metadata, _DIST_INFO_METADATA)
         if len(members) != 1:
             raise PackageIndexError(

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -34,12 +34,16 @@ from vllm_pin.errors import VllmPinError
 from vllm_pin.index.pypi import IndexFile, PyPIClient
 from vllm_pin.refresh import glibc_scan, timeline_scan
 
-__all__ = ["MAX_PROCESSES", "default_processes", "fill", "prefetch", "shares"]
+__all__ = ["MAX_PROCESSES", "default_processes", "fill", "prefetch", "reading", "shares"]
 
 #: more processes than this share the same ~2700 requests with little to gain
 MAX_PROCESSES = 4
 #: below this many wheels a worker costs more (start-up, its own connections) than it saves
 MIN_WHEELS_PER_PROCESS = 8
+#: what refresh does besides its share, as a fraction of all the wheels' work: the METADATA
+#: PyPI serves alone and the packages they pin (`reading`), then the texts (measured on a cold
+#: refresh of PyPI: with equal shares, this process finished 3 s after its worker, of ~24 s)
+REFRESH_BESIDES = 0.14
 #: the command that runs a worker (a list, so a test can make one that fails)
 WORKER = [sys.executable, "-m", "vllm_pin.refresh.prefetch"]
 
@@ -61,19 +65,19 @@ def fill(
     timeline: Mapping[Version, IndexFile],
     done: Callable[[IndexFile], None] | None = None,
 ) -> None:
-    """Read these wheels' facts into the cache, overlapping the kinds of work: the core
-    metadata, then the central directories (which both scans read, so each is fetched once),
-    then the ELF scan beside the timeline scan of the `timeline` wheels. `done` hears of each
-    wheel whose ELF scan is cached. A broken wheel or index stops a part, quietly: the refresh
-    that follows reads the rest, and reports the error."""
-    # a METADATA read out of the zip needs its central directory: those wait for the listings
-    pep658 = [f for f in wheels if f.core_metadata]
-    rest = [f for f in wheels if not f.core_metadata]
-    with ThreadPoolExecutor(max_workers=3) as side:
-        jobs: list[Future[object]] = [side.submit(client.map, client.core_metadata, pep658)]
+    """Read these wheels' facts into the cache: the central directories first (both scans
+    read them, so each is fetched once), then the ELF scan beside the timeline scan of the
+    `timeline` wheels and the METADATA of wheels whose index does not promise it alone (PEP
+    658): PyPI serves it for some of those, and the others' is read out of the zip through
+    the directory (refresh reads the served ones meanwhile, `reading`: by now they are
+    cached). `done` hears of each wheel whose ELF scan is cached. A broken wheel or index
+    stops a part, quietly: the refresh that follows reads the rest, and reports the error."""
+    zipped = [f for f in wheels if not f.core_metadata]
+    with ThreadPoolExecutor(max_workers=2) as side:
+        jobs: list[Future[object]] = []
         with contextlib.suppress(VllmPinError):  # refresh meets it again, and reports it
             client.map(lambda f: client.entries(f, glibc_scan.is_library, ".so"), wheels)
-            jobs.append(side.submit(client.map, client.core_metadata, rest))
+            jobs.append(side.submit(client.map, client.core_metadata, zipped))
             jobs.append(side.submit(timeline_scan.collect, client, timeline))
             glibc_scan.collect(client, wheels, done)
         for job in jobs:
@@ -81,16 +85,41 @@ def fill(
                 job.result()
 
 
-def shares(wheels: Sequence[IndexFile], processes: int) -> list[list[IndexFile]]:
+def shares(
+    wheels: Sequence[IndexFile], processes: int, head_start: float = 0.0
+) -> list[list[IndexFile]]:
     """The wheels split into `processes` shares of about equal work, largest wheels first
-    (the bytes of a wheel's libraries are what its scan reads through)."""
+    (the bytes of a wheel's libraries are what its scan reads through). The first share's
+    process has `head_start` (a fraction of all the work) to do besides."""
     out: list[list[IndexFile]] = [[] for _ in range(processes)]
-    load = [0] * processes
+    load = [0.0] * processes
+    load[0] = head_start * sum(max(f.size, 1) for f in wheels)
     for f in sorted(wheels, key=lambda f: (-f.size, f.filename)):
         least = load.index(min(load))
         out[least].append(f)
         load[least] += max(f.size, 1)
     return out
+
+
+@contextlib.contextmanager
+def reading(
+    client: PyPIClient,
+    wheels: Sequence[IndexFile],
+    timeline: Mapping[Version, IndexFile],
+    processes: int,
+    tick: Tick,
+) -> Iterator[None]:
+    """`prefetch` in the background while the block runs; the block leaves when both are
+    done. When the block fails, the client is cancelled (what is in flight ends, nothing new
+    is sent) and the workers are stopped, so the error is not kept waiting."""
+    with ThreadPoolExecutor(max_workers=1) as own:
+        job = own.submit(prefetch, client, wheels, timeline, processes, tick)
+        try:
+            yield
+        except BaseException:
+            client.cancel()
+            raise
+        job.result()
 
 
 def prefetch(
@@ -111,14 +140,14 @@ def prefetch(
     if settings is None or processes < 2:
         fill(client, wheels, timeline, lambda _: tick())
         return
-    parts = shares(wheels, processes)
+    parts = shares(wheels, processes, REFRESH_BESIDES)
     workers = [_start(client, settings, part, timeline, tick) for part in parts[1:]]
     try:
         own = set(parts[0])
         fill(client, parts[0], {v: f for v, f in timeline.items() if f in own}, lambda _: tick())
     finally:
         for worker in workers:
-            worker.finish()
+            worker.finish(stop=client.cancelled)
 
 
 class _Worker:
@@ -148,9 +177,11 @@ class _Worker:
         for _ in stream or ():  # what a failing worker says is not the error refresh reports
             pass
 
-    def finish(self) -> None:
-        """Wait for the worker; stop it if this process is leaving early."""
+    def finish(self, stop: bool) -> None:
+        """Wait for the worker, or `stop` it; stop it too if this process is leaving early."""
         try:
+            if stop:
+                self.process.kill()
             self.process.wait()
         finally:
             if self.process.poll() is None:

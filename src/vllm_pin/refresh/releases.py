@@ -32,6 +32,7 @@ from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
     PACKAGES,
     exact_pin,
+    family_pins,
     parse_metadata,
     parse_requirement,
     requirement_name,
@@ -110,11 +111,18 @@ def collect(
     sources = timeline_wheels(
         {v: {m: rep.file for m, (rep, _) in reps.items()} for d, v, _, reps in plan if d == "vllm"}
     )
-    counter = _Counter(progress, "release wheels", len(set(files)))
-    prefetch.prefetch(client, files, sources if timeline else {}, processes, counter.tick)
+    wheel_counter = _Counter(progress, "release wheels", len(set(files)))
+    with prefetch.reading(
+        client, files, sources if timeline else {}, processes, wheel_counter.tick
+    ):
+        # meanwhile: the METADATA served alone (PEP 658), then that of the packages they pin
+        served = client.map(client.served_core_metadata, files)
+        mds = [parse_metadata(data) for data in served if data is not None]
+        pinned = _pins(family_pins(md.requires_dist) for md in mds)
+        picks = _package_picks(client, pinned)
+        client.map(client.core_metadata, [wheel.file for _, _, wheel in picks])
     # what follows finds each wheel's facts in the cache, or reads what prefetch did not
-    counter = _Counter(progress, "release metadata", len(jobs))
-    raw = _core_metadata(client, files, counter)
+    raw = _core_metadata(client, files, _Counter(progress, "release metadata", len(files)))
     metas = {
         (d, v, m): (parse_metadata(data), source) for (d, v, m, _), (data, source) in zip(jobs, raw)
     }
@@ -173,15 +181,37 @@ def _core_metadata(
 
 
 def _pinned_versions(entries: Iterable[Mapping[str, Any]]) -> set[tuple[str, Version]]:
+    return _pins(
+        platform["pins"]
+        for entry in entries
+        for platform in (entry.get("platforms") or {}).values()
+    )
+
+
+def _pins(pin_lists: Iterable[Iterable[str]]) -> set[tuple[str, Version]]:
+    """(package, version) of each == pin of a torch-family package on the index."""
     out = set()
-    for entry in entries:
-        for platform in (entry.get("platforms") or {}).values():
-            for raw in platform["pins"]:
-                name, version = requirement_name(raw), exact_pin(parse_requirement(raw))
-                # local builds (torch==2.6.0+cpu) live on other indexes, never on PyPI
-                if name in PACKAGES and version is not None and version.local is None:
-                    out.add((str(name), version))
+    for pins in pin_lists:
+        for raw in pins:
+            name, version = requirement_name(raw), exact_pin(parse_requirement(raw))
+            # local builds (torch==2.6.0+cpu) live on other indexes, never on PyPI
+            if name in PACKAGES and version is not None and version.local is None:
+                out.add((str(name), version))
     return out
+
+
+def _package_picks(
+    client: PyPIClient, pinned: Collection[tuple[str, Version]]
+) -> list[tuple[str, Version, Wheel]]:
+    """The wheel whose metadata stands for each pinned package version on the index."""
+    names = sorted({name for name, _ in pinned})
+    pages = dict(zip(names, map(group_by_version, client.map(client.project, names))))
+    picks: list[tuple[str, Version, Wheel]] = []
+    for name, version in sorted(pinned):
+        wheel = package_wheel(pages[name].get(version, []))
+        if wheel is not None:
+            picks.append((name, version, wheel))
+    return picks
 
 
 def _releases(
@@ -211,13 +241,7 @@ def _packages(
     rows: dict[str, dict[Version, Any]] = defaultdict(dict)
     for name, version in kept - fresh:
         rows[name][version] = old[name][str(version)]
-    names = sorted({name for name, _ in fresh})
-    pages = dict(zip(names, map(group_by_version, client.map(client.project, names))))
-    picks: list[tuple[str, Version, Wheel]] = []
-    for name, version in sorted(fresh):
-        wheel = package_wheel(pages[name].get(version, []))
-        if wheel is not None:
-            picks.append((name, version, wheel))
+    picks = _package_picks(client, fresh)
     counter = _Counter(progress, "package metadata", len(picks))
     raw = _core_metadata(client, [wheel.file for _, _, wheel in picks], counter)
     for (name, version, wheel), (data, source) in zip(picks, raw):
