@@ -186,6 +186,8 @@ def test_server_ignoring_ranges_is_refused_without_reading_the_wheel(
 
 
 def test_released_files_are_cached_by_sha256(index: FakeIndex, tmp_path: Path) -> None:
+    """Their METADATA and central directories; other members are read again (what refresh
+    reads out of them is cached by its scans)."""
     client = client_for(index, tmp_path)
     for name in (PEP658_WHEEL, RANGE_WHEEL):
         client.core_metadata(file_named(client, "vllm", name))
@@ -199,7 +201,8 @@ def test_released_files_are_cached_by_sha256(index: FakeIndex, tmp_path: Path) -
     assert again.core_metadata(wheels[RANGE_WHEEL])[1] == "range"
     assert again.core_metadata(wheels[PEP658_WHEEL])[1] == "pep658"
     assert again.read_members(wheels[RANGE_WHEEL], lambda n: n.endswith("RECORD")) == members
-    assert [p for p, _ in index.log[before:]] == ["/simple/vllm/"]
+    # the member itself, with no request for the directory
+    assert [p for p, _ in index.log[before:]] == ["/simple/vllm/", f"/files/{RANGE_WHEEL}"]
 
 
 def test_index_pages_use_conditional_get(index: FakeIndex, tmp_path: Path) -> None:

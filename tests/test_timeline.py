@@ -41,10 +41,14 @@ class ZipClient:
         self.asked: list[str] = []
 
     def read_members(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+        self, f: IndexFile, want: Callable[[str], bool], hint: str | frozenset[str] = ""
     ) -> dict[str, bytes]:
         with zipfile.ZipFile(self.wheels[f.filename]) as z:
-            names = [n for n in z.namelist() if hint in n and want(n)]
+            names = [
+                n
+                for n in z.namelist()
+                if (hint in n if isinstance(hint, str) else n in hint) and want(n)
+            ]
             self.asked += names
             return {n: z.read(n) for n in names}
 

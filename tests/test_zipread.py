@@ -13,12 +13,14 @@ from conftest import INDEX_FIXTURES, Sparse
 from vllm_pin.index.zipread import (
     MERGE_GAP,
     TAIL_BYTES,
+    Selection,
     ZipReadError,
     fetch_central_directory,
     parse_central_directory,
     read_central_directory,
     read_member,
     read_members,
+    select_entries,
 )
 
 
@@ -195,3 +197,34 @@ def test_a_hint_skips_names_without_it_and_still_counts_them() -> None:
     seen: list[str] = []
     got = parse_central_directory(cd, total, "h.whl", lambda n: seen.append(n) is None, ".so")
     assert [e.name for e in got] == seen == ["pkg/a.so", "caf\u00e9/c.so.1"]
+
+
+@pytest.mark.parametrize(
+    ("selections", "expected"),
+    [
+        ([(lambda n: True, ".so")], [["pkg/a.so", "caf\u00e9/c.so.1"]]),
+        ([(lambda n: True, frozenset({"pkg/b.py", "pkg/x.py"}))], [["pkg/b.py"]]),
+        (
+            [
+                (lambda n: n.endswith(".so"), ""),
+                (lambda n: True, frozenset({"pkg/a.so", "pkg/d.txt"})),
+                (lambda n: False, "pkg/"),
+            ],
+            [["pkg/a.so"], ["pkg/a.so", "pkg/d.txt"], []],
+        ),
+        ([], []),
+    ],
+    ids=["hint", "exact-names", "several", "none"],
+)
+def test_several_selections_in_one_walk_find_what_each_alone_finds(
+    selections: list[Selection], expected: list[list[str]]
+) -> None:
+    names = ["pkg/a.so", "pkg/b.py", "caf\u00e9/c.so.1", "pkg/d.txt"]
+    data = make_zip(dict.fromkeys(names, b"x"))
+    cd, total = fetch_central_directory(len(data), Fetcher(data), "s.whl")
+    found = select_entries(cd, total, "s.whl", selections)
+    assert [[e.name for e in entries] for entries in found] == expected
+    alone = [parse_central_directory(cd, total, "s.whl", *sel) for sel in selections]
+    assert found == alone
+    with pytest.raises(ZipReadError, match="the end record says 9"):
+        select_entries(cd, 9, "s.whl", selections)

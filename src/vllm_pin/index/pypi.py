@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -351,7 +351,9 @@ class PyPIClient:
         self._netrc_auth: dict[tuple[str, str], tuple[str, str] | None] = {}
         #: (sha256, want, hint) -> the entries `entries` found: refresh's ELF scan lists a
         #: wheel's libraries twice (once to fetch the directory early, once to scan)
-        self._listings: dict[tuple[str, Callable[[str], bool], str], list[zipread.ZipEntry]] = {}
+        self._listings: dict[
+            tuple[str, Callable[[str], bool], str | frozenset[str]], list[zipread.ZipEntry]
+        ] = {}
 
     def cancel(self) -> None:
         """Send nothing more: every later request fails at once (what is in flight ends as
@@ -668,7 +670,7 @@ class PyPIClient:
         data = self._fetch_served(f)
         if data is not None:
             return data, "pep658"
-        members = self.read_members(f, _is_dist_info_metadata, _DIST_INFO_METADATA)
+        members = self.read_members(f, *METADATA_MEMBER)
         if len(members) != 1:
             raise PackageIndexError(
                 f"{f.filename}: expected one *.dist-info/METADATA, found {len(members)}"
@@ -676,52 +678,48 @@ class PyPIClient:
         return next(iter(members.values())), "range"
 
     def read_members(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+        self, f: IndexFile, want: Callable[[str], bool], hint: str | frozenset[str] = ""
     ) -> dict[str, bytes]:
-        """Members of a wheel whose path matches `want` (and contains `hint`, an ASCII text
-        that lets the other names be skipped undecoded), read through range requests."""
-        entries = self.entries(f, want, hint)
-        cache = self._file_cache(f)
-        out: dict[str, bytes] = {}
-        missing: list[zipread.ZipEntry] = []
-        for entry in entries:
-            path = cache / "members" / _member_key(entry.name) if cache else None
-            data = _cached_bytes(path, zipread.MAX_MEMBER_BYTES) if path is not None else None
-            if data is not None:
-                out[entry.name] = data
-            else:
-                missing.append(entry)
-        fetched = zipread.read_members(missing, self._fetcher(f, "members"), f.filename)
-        for name, data in fetched.items():
-            if cache is not None:
-                write_cache_file(cache / "members" / _member_key(name), data)
-        out.update(fetched)
-        return dict(sorted(out.items()))
+        """Members of a wheel whose path matches `want` (and contains `hint`, see
+        zipread.Selection), read through range requests. They are not cached: what is read
+        out of them is (the METADATA, the timeline's facts)."""
+        found = zipread.read_members(
+            self.entries(f, want, hint), self._fetcher(f, "members"), f.filename
+        )
+        return dict(sorted(found.items()))
 
     def member_prefixes(self, f: IndexFile, entry: zipread.ZipEntry, limit: int) -> Iterator[bytes]:
         """Ever longer inflated starts of one member, at most `limit` bytes (see zipread)."""
         return zipread.iter_member_prefix(entry, self._fetcher(f, "elf"), f.filename, limit=limit)
 
     def entries(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str = ""
+        self, f: IndexFile, want: Callable[[str], bool], hint: str | frozenset[str] = ""
     ) -> list[zipread.ZipEntry]:
         """The central directory entries of a wheel whose path matches `want` and contains
-        `hint` (see read_members). The directory is cached as its own bytes after its entry
-        count (writing them costs nothing; JSON cost more than parsing)."""
-        key = (f.sha256, want, hint)
+        `hint` (see zipread.Selection). The directory is cached as its own bytes after its
+        entry count (writing them costs nothing; JSON cost more than parsing)."""
+        return self.select(f, [(want, hint)])[0]
+
+    def select(
+        self, f: IndexFile, selections: Sequence[zipread.Selection]
+    ) -> list[list[zipread.ZipEntry]]:
+        """`entries` of several selections, those not asked for before found in one walk of
+        the directory (refresh selects what each of its scans of a wheel reads at once). What
+        a selection found is kept for the client's life: it is small, and asked for again."""
+        keys = [(f.sha256, want, hint) for want, hint in selections]
         with self._lock:
-            known = self._listings.get(key) if f.sha256 else None
-        if known is not None:
-            return list(known)
-        entries = self._entries(f, want, hint)
+            known = [self._listings.get(key) if f.sha256 else None for key in keys]
+        missing = [sel for sel, got in zip(selections, known) if got is None]
+        found = iter(self._select(f, missing) if missing else [])
+        out = [list(got) if got is not None else next(found) for got in known]
         if f.sha256:
             with self._lock:
-                self._listings[key] = entries
-        return list(entries)
+                self._listings.update(zip(keys, out))
+        return [list(entries) for entries in out]
 
-    def _entries(
-        self, f: IndexFile, want: Callable[[str], bool], hint: str
-    ) -> list[zipread.ZipEntry]:
+    def _select(
+        self, f: IndexFile, selections: Sequence[zipread.Selection]
+    ) -> list[list[zipread.ZipEntry]]:
         cache = self._file_cache(f)
         path = cache / "central-directory.bin" if cache else None
         if path is not None:
@@ -729,7 +727,7 @@ class PyPIClient:
             if data is not None and len(data) >= 8:
                 try:
                     total = int.from_bytes(data[:8], "little")
-                    return zipread.parse_central_directory(data[8:], total, f.filename, want, hint)
+                    return zipread.select_entries(data[8:], total, f.filename, selections)
                 except zipread.ZipReadError:
                     pass  # a damaged cache entry is read again from the index
         tail: list[tuple[int, bytes]] = []
@@ -741,13 +739,13 @@ class PyPIClient:
             return data
 
         cd, total = zipread.fetch_central_directory(f.size, fetch, f.filename)
-        entries = zipread.parse_central_directory(cd, total, f.filename, want, hint)
+        found = zipread.select_entries(cd, total, f.filename, selections)
         if tail and f.sha256:
             with self._lock:
                 self._tails[f.sha256] = tail[0]
         if path is not None:
             write_cache_file(path, total.to_bytes(8, "little") + cd)
-        return entries
+        return found
 
     def _fetcher(self, f: IndexFile, kind: str) -> zipread.RangeFetcher:
         def fetch(start: int, end: int) -> bytes:
@@ -834,13 +832,13 @@ def _cached_bytes(path: Path, max_bytes: int) -> bytes | None:
         return None
 
 
-def _member_key(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
 _DIST_INFO_METADATA = ".dist-info/METADATA"
 
 
 def _is_dist_info_metadata(name: str) -> bool:
     """`X.dist-info/METADATA`, at the top of the wheel."""
     return name.endswith(_DIST_INFO_METADATA) and name.count("/") == 1
+
+
+#: the METADATA member of a wheel, for `PyPIClient.select`
+METADATA_MEMBER: zipread.Selection = (_is_dist_info_metadata, _DIST_INFO_METADATA)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from vllm_pin.errors import PackageIndexError
@@ -137,24 +137,47 @@ def _zip64_eocd(
 _CENTRAL_HEADER = struct.Struct("<4s4xHH4xIIIHHH8xI")
 
 
+#: what a caller wants of a central directory: the names `want` accepts, all of which contain
+#: the hint: an ASCII text, or the ASCII names themselves (a set), that lets the other names
+#: be skipped before they are decoded
+Selection = tuple[Callable[[str], bool], "str | frozenset[str]"]
+
+
 def parse_central_directory(
     cd: bytes,
     entries_total: int,
     label: str,
     want: Callable[[str], bool] = lambda _: True,
-    hint: str = "",
+    hint: str | frozenset[str] = "",
 ) -> list[ZipEntry]:
     """The entries of a central directory whose name matches `want`; ZipReadError when it is
     corrupt or holds other than `entries_total` entries.
 
-    `hint`, an ASCII text that every wanted name contains, skips the other names before they
-    are decoded (an ASCII byte means the same character in UTF-8 and in cp437).
+    `hint`, an ASCII text that every wanted name contains (or the set of the ASCII names
+    wanted), skips the other names before they are decoded (an ASCII byte means the same
+    character in UTF-8 and in cp437).
     """
-    needle = hint.encode("ascii")
+    return select_entries(cd, entries_total, label, [(want, hint)])[0]
+
+
+def select_entries(
+    cd: bytes, entries_total: int, label: str, selections: Sequence[Selection]
+) -> list[list[ZipEntry]]:
+    """`parse_central_directory` for several selections at once, in one walk of the
+    directory (a vLLM wheel's has ~16000 entries): the entries of each, in order."""
+    wants: list[tuple[bytes, frozenset[bytes] | None, Callable[[str], bool], list[ZipEntry]]] = [
+        (
+            hint.encode("ascii") if isinstance(hint, str) else b"",
+            None if isinstance(hint, str) else frozenset(n.encode("ascii") for n in hint),
+            want,
+            [],
+        )
+        for want, hint in selections
+    ]
+    out: list[list[ZipEntry]] = [found for _, _, _, found in wants]
     # one struct call per entry and a ZipEntry only for the wanted ones: a vLLM wheel has up to
     # ~16000 entries, a refresh reads ~300 wheels' directories
     unpack = _CENTRAL_HEADER.unpack_from
-    entries: list[ZipEntry] = []
     pos = count = 0
     size = len(cd)
     while pos < size:
@@ -173,26 +196,35 @@ def parse_central_directory(
             )
         count += 1
         pos, name_end = end, start + name_len
-        if needle and cd.find(needle, start, name_end) < 0:
-            continue
-        raw_name = cd[start:name_end]
-        # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
-        name = (
-            raw_name.decode("ascii")
-            if raw_name.isascii()
-            else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        )
-        if want(name):
-            if 0xFFFFFFFF in (usize, csize, offset):
-                extra = cd[name_end : name_end + extra_len]
-                usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
-            entries.append(ZipEntry(name, offset, csize, usize, method, crc))
+        raw_name = name = entry = None
+        for needle, names, want, found in wants:
+            if names is not None:
+                raw_name = raw_name or cd[start:name_end]
+                if raw_name not in names:
+                    continue
+            elif needle and cd.find(needle, start, name_end) < 0:
+                continue
+            if name is None:
+                raw_name = raw_name or cd[start:name_end]
+                # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
+                name = (
+                    raw_name.decode("ascii")
+                    if raw_name.isascii()
+                    else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+                )
+            if want(name):
+                if entry is None:
+                    if 0xFFFFFFFF in (usize, csize, offset):
+                        extra = cd[name_end : name_end + extra_len]
+                        usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
+                    entry = ZipEntry(name, offset, csize, usize, method, crc)
+                found.append(entry)
     if count != entries_total:
         raise ZipReadError(
             f"{label}: corrupt zip: central directory holds {count} entries, "
             f"the end record says {entries_total}"
         )
-    return entries
+    return out
 
 
 def _apply_zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:

@@ -44,10 +44,7 @@ CUDAGRAPH_PATHS: tuple[str, ...] = ("vllm/config/compilation.py", "vllm/config.p
 MEMBER_PATTERNS: frozenset[str] = frozenset(
     {ENVS_PY, ENGINE_ARGS_PY, *BACKEND_PATHS, *CUDAGRAPH_PATHS}
 )
-"""Every wheel member the parsers below read (exact paths inside the wheel)."""
-
-MEMBER_HINT = "vllm/"
-"""What every path of MEMBER_PATTERNS contains (it lets a wheel's other names be skipped)."""
+"""Every wheel member the parsers below read (exact ASCII paths inside the wheel)."""
 
 _BACKEND_CLASSES = ("AttentionBackendEnum", "_Backend")
 _CHOICE_HELPERS = frozenset({"env_with_choices", "env_list_with_choices", "env_set_with_choices"})

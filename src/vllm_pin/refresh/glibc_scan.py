@@ -20,10 +20,18 @@ from packaging.version import Version
 
 from vllm_pin.index import elf
 from vllm_pin.index.pypi import IndexFile, PyPIClient
-from vllm_pin.index.zipread import ZipEntry, ZipReadError
+from vllm_pin.index.zipread import Selection, ZipEntry, ZipReadError
 from vllm_pin.refresh import wheel_cache
 
-__all__ = ["LIMIT", "PARSER_VERSION", "WheelGlibc", "collect", "is_library", "library_floor"]
+__all__ = [
+    "LIBRARIES",
+    "LIMIT",
+    "PARSER_VERSION",
+    "WheelGlibc",
+    "collect",
+    "is_library",
+    "library_floor",
+]
 
 #: bump when what is read changes, so cached answers are read again
 PARSER_VERSION = 3
@@ -70,6 +78,10 @@ def is_library(name: str) -> bool:
     return ".so" in name and _LIBRARY.search(name) is not None
 
 
+#: the members the scan reads, for `PyPIClient.select`
+LIBRARIES: Selection = (is_library, ".so")
+
+
 def library_floor(client: PyPIClient, f: IndexFile, entry: ZipEntry) -> tuple[bool, Version | None]:
     """(whether the section was found, the highest GLIBC_x the library needs).
 
@@ -114,7 +126,7 @@ def collect(
             misses.append(f)
         else:
             out[f] = cached
-    listings = client.map(lambda f: client.entries(f, is_library, ".so"), misses)
+    listings = client.map(lambda f: client.entries(f, *LIBRARIES), misses)
     per_wheel: dict[IndexFile, dict[str, tuple[bool, Version | None]]] = {f: {} for f in misses}
     left = {f: len(entries) for f, entries in zip(misses, listings)}
     lock = threading.Lock()

@@ -31,7 +31,7 @@ from packaging.version import Version
 
 import vllm_pin
 from vllm_pin.errors import VllmPinError
-from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.pypi import METADATA_MEMBER, IndexFile, PyPIClient
 from vllm_pin.refresh import glibc_scan, timeline_scan
 
 __all__ = ["MAX_PROCESSES", "default_processes", "fill", "prefetch", "reading", "shares"]
@@ -65,18 +65,26 @@ def fill(
     timeline: Mapping[Version, IndexFile],
     done: Callable[[IndexFile], None] | None = None,
 ) -> None:
-    """Read these wheels' facts into the cache: the central directories first (both scans
-    read them, so each is fetched once), then the ELF scan beside the timeline scan of the
-    `timeline` wheels and the METADATA of wheels whose index does not promise it alone (PEP
-    658): PyPI serves it for some of those, and the others' is read out of the zip through
-    the directory (refresh reads the served ones meanwhile, `reading`: by now they are
-    cached). `done` hears of each wheel whose ELF scan is cached. A broken wheel or index
+    """Read these wheels' facts into the cache: the central directories first, each walked
+    once for what every scan of its wheel reads, then the ELF scan beside the timeline scan
+    of the `timeline` wheels and the METADATA of wheels whose index does not promise it alone
+    (PEP 658): PyPI serves it for some of those, and the others' is read out of the zip
+    through the directory (refresh reads the served ones meanwhile, `reading`: by now they
+    are cached). `done` hears of each wheel whose ELF scan is cached. A broken wheel or index
     stops a part, quietly: the refresh that follows reads the rest, and reports the error."""
     zipped = [f for f in wheels if not f.core_metadata]
     with ThreadPoolExecutor(max_workers=2) as side:
         jobs: list[Future[object]] = []
         with contextlib.suppress(VllmPinError):  # refresh meets it again, and reports it
-            client.map(lambda f: client.entries(f, glibc_scan.is_library, ".so"), wheels)
+            sources = set(timeline.values())
+
+            def select(f: IndexFile) -> None:
+                selections = [glibc_scan.LIBRARIES]
+                selections += [timeline_scan.SOURCES] if f in sources else []
+                selections += [METADATA_MEMBER] if not f.core_metadata else []
+                client.select(f, selections)
+
+            client.map(select, wheels)
             jobs.append(side.submit(client.map, client.core_metadata, zipped))
             jobs.append(side.submit(timeline_scan.collect, client, timeline))
             glibc_scan.collect(client, wheels, done)

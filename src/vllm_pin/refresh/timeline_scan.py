@@ -15,12 +15,16 @@ from packaging.version import Version
 
 from vllm_pin.errors import UNPARSABLE_SOURCE, MatrixError, PackageIndexError
 from vllm_pin.index.pypi import IndexFile, PyPIClient
+from vllm_pin.index.zipread import Selection
 from vllm_pin.matrix import vllm_source
 from vllm_pin.matrix.timeline import TimelineEntry, dumps, entry_row, load_timeline, parse_entry
 from vllm_pin.matrix.tomlfields import Fields
 from vllm_pin.refresh import wheel_cache
 
-__all__ = ["collect", "merged_text"]
+__all__ = ["SOURCES", "collect", "merged_text"]
+
+#: the members the timeline is read from, for `PyPIClient.select`: these exact paths
+SOURCES: Selection = (vllm_source.wanted_member, vllm_source.MEMBER_PATTERNS)
 
 
 def collect(
@@ -41,7 +45,7 @@ def collect(
             out[version] = cached
 
     def read(item: tuple[Version, IndexFile]) -> dict[str, bytes]:
-        return client.read_members(item[1], vllm_source.wanted_member, vllm_source.MEMBER_HINT)
+        return client.read_members(item[1], *SOURCES)
 
     # the reads run on the pool; the parsing runs here, in version order while the pool reads
     # on, so a text that the release before shipped unchanged is parsed once (vllm_source
