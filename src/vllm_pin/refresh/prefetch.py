@@ -120,14 +120,16 @@ def reading(
     """`prefetch` in the background while the block runs; the block leaves when both are
     done. When the block fails, the client is cancelled (what is in flight ends, nothing new
     is sent) and the workers are stopped, so the error is not kept waiting."""
-    with ThreadPoolExecutor(max_workers=1) as own:
-        job = own.submit(prefetch, client, wheels, timeline, processes, tick)
-        try:
-            yield
-        except BaseException:
-            client.cancel()
-            raise
-        job.result()
+    # two statements: Python 3.9 has no parenthesised context managers
+    with _shared(client, wheels, timeline, processes, tick) as (own, own_timeline):  # noqa: SIM117
+        with ThreadPoolExecutor(max_workers=1) as background:
+            job = background.submit(fill, client, own, own_timeline, lambda _: tick())
+            try:
+                yield
+            except BaseException:
+                client.cancel()
+                raise
+            job.result()
 
 
 def prefetch(
@@ -139,6 +141,20 @@ def prefetch(
 ) -> None:
     """Read the wheels' facts into the cache on up to `processes` processes (this one
     included); `tick` hears of each wheel done, from any of them, once per distinct wheel."""
+    with _shared(client, wheels, timeline, processes, tick) as (own, own_timeline):
+        fill(client, own, own_timeline, lambda _: tick())
+
+
+@contextlib.contextmanager
+def _shared(
+    client: PyPIClient,
+    wheels: Sequence[IndexFile],
+    timeline: Mapping[Version, IndexFile],
+    processes: int,
+    tick: Tick,
+) -> Iterator[tuple[list[IndexFile], dict[Version, IndexFile]]]:
+    """Start the workers on their shares; yield this process's share (and its timeline
+    wheels); wait for the workers (stop them when the client was cancelled)."""
     wheels = list(dict.fromkeys(wheels))
     for _ in [f for f in wheels if not f.sha256]:  # the cache keeps only what a sha256 names:
         tick()  # refresh reads them itself
@@ -146,13 +162,13 @@ def prefetch(
     settings = client.settings()
     processes = min(processes, max(1, len(wheels) // MIN_WHEELS_PER_PROCESS))
     if settings is None or processes < 2:
-        fill(client, wheels, timeline, lambda _: tick())
+        yield wheels, dict(timeline)
         return
     parts = shares(wheels, processes, REFRESH_BESIDES)
     workers = [_start(client, settings, part, timeline, tick) for part in parts[1:]]
     try:
         own = set(parts[0])
-        fill(client, parts[0], {v: f for v, f in timeline.items() if f in own}, lambda _: tick())
+        yield parts[0], {v: f for v, f in timeline.items() if f in own}
     finally:
         for worker in workers:
             worker.finish(stop=client.cancelled)
