@@ -221,6 +221,43 @@ def test_class_read_alone_or_with_its_module_alike(source: str, members: set[str
     assert vllm_source.find_cudagraph_modes({"vllm/config.py": source})[0] == members
 
 
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ("    a: int = 1\n    b: str = ''\n    def f(self):\n        c: int = 2\n", {"a", "b"}),
+        # read past the first method: a field after it, in any spelling
+        ("    a: int = 1\n    def f(self):\n        pass\n    b: int = 2\n", {"a", "b"}),
+        (
+            "    a: int = 1\n    @property\n    def f(self):\n        pass\n    (b): int\n",
+            {"a", "b"},
+        ),
+        ("    a: int = 1\n    class K:\n        x: int\n    b : int\n", {"a", "b"}),
+        (
+            "    a: int\n    async def f(self):\n        pass\n    \u00e9t\u00e9: int\n",
+            {"a", "\u00e9t\u00e9"},
+        ),
+        # text that only looks like a field, in a docstring: read whole, the same answer
+        ('    a: int\n    def f(self):\n        """\n    b: not a field\n"""\n', {"a"}),
+        ("\ta: int\n\tdef f(self):\n\t\tpass\n", {"a"}),
+        # a method first: nothing before it parses alone
+        ("    def f(self):\n        pass\n    a: int\n", {"a"}),
+    ],
+    ids=[
+        "fields-first",
+        "after",
+        "decorated",
+        "nested-class",
+        "async",
+        "docstring",
+        "tabs",
+        "method-first",
+    ],
+)
+def test_fields_read_before_the_methods_or_with_them_alike(body: str, fields: set[str]) -> None:
+    source = f"import x\n\n@dataclass\nclass EngineArgs:\n{body}\ndef g():\n    pass\n"
+    assert vllm_source.engine_arg_names(source) == fields
+
+
 def test_every_member_read_is_an_ascii_path() -> None:
     """A central directory's names are matched against these undecoded, as ASCII bytes."""
     assert all(path.isascii() for path in vllm_source.MEMBER_PATTERNS)

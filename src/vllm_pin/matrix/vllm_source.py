@@ -77,22 +77,51 @@ def _class_statements(source: str, class_name: str) -> list[ast.ClassDef]:
     starts = [
         m.start() for m in re.finditer(rf"^class[ \t\\\n]+{class_name}\b", source, re.MULTILINE)
     ]
-    body: list[ast.stmt] = []
     if len(starts) == 1:
         end = _NEXT_STATEMENT.search(source, source.find("\n", starts[0]) + 1)
-        try:
-            body = ast.parse(source[starts[0] : end.start() if end else len(source)]).body
-        except SyntaxError:
-            body = []
-        if not (len(body) == 1 and isinstance(body[0], ast.ClassDef)):
-            body = []
-    if starts and not body:
-        body = _module(source).body
+        alone = _class_alone(source[starts[0] : end.start() if end else len(source)])
+        if alone is not None:
+            return [alone] if alone.name == class_name else []
+    if not starts:
+        return []
+    body = _module(source).body
     return [node for node in body if isinstance(node, ast.ClassDef) and node.name == class_name]
+
+
+def _class_alone(text: str) -> ast.ClassDef | None:
+    """The class statement that is `text`, parsed up to its first method when it can be;
+    None when the text does not parse alone.
+
+    The callers read only the class's own assignments (enum members, dataclass fields), which
+    come before its methods; `EngineArgs` is nine tenths methods. The text is cut at the first
+    `def`, `@` or nested `class` at the body's indentation, when no line at that indentation
+    after it looks like an assignment and the part before parses into a body at that
+    indentation; otherwise the whole text is parsed.
+    """
+    first = _MEMBER_DEFINITION.search(text, text.find("\n") + 1)
+    if first is not None:
+        indent = first.group(1)
+        later = re.compile(rf"^{re.escape(indent)}\(?[^\W\d]\w*\)?[ \t]*[:=]", re.MULTILINE)
+        if later.search(text, first.start()) is None:
+            head = _parsed(text[: first.start()])
+            if head is not None and all(stmt.col_offset == len(indent) for stmt in head.body):
+                return head
+    return _parsed(text)
+
+
+def _parsed(text: str) -> ast.ClassDef | None:
+    """A class statement's text parsed; None when it is not one class statement alone."""
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return None
+    return body[0] if len(body) == 1 and isinstance(body[0], ast.ClassDef) else None
 
 
 #: a line that starts a statement at column 0 (not a comment, a blank or a closing bracket)
 _NEXT_STATEMENT = re.compile(r"^[^\s#)\]}]", re.MULTILINE)
+#: an indented line that starts a method, a decorator or a nested class
+_MEMBER_DEFINITION = re.compile(r"^([ \t]+)(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])", re.MULTILINE)
 
 
 #: what may separate the tokens of `environment_variables.update`: blanks, line continuations
