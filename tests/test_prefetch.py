@@ -141,3 +141,37 @@ def test_processes_below_one_is_an_error(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"vllm-pin refresh: error: --processes {value}: give 1 or more"]
+
+
+def test_the_latch_opens_once_every_process_read_its_metadata(
+    index: FakeIndex, wheels: list[IndexFile], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefetch, "MIN_WHEELS_PER_PROCESS", 1)
+    client = _client(index, tmp_path / "cache")
+    zipped = [f for f in wheels if not f.core_metadata]
+    assert zipped
+    with prefetch.reading(client, wheels, {}, 2, lambda: None) as metadata_cached:
+        metadata_cached.wait()
+        assert [client.cached_core_metadata(f) is not None for f in zipped] == [True] * len(zipped)
+
+
+def test_a_worker_that_dies_still_opens_the_latch(
+    index: FakeIndex, wheels: list[IndexFile], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefetch, "WORKER", [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(prefetch, "MIN_WHEELS_PER_PROCESS", 1)
+    opened: list[bool] = []
+    with prefetch.reading(
+        _client(index, tmp_path / "cache"), wheels, {}, 3, lambda: None
+    ) as metadata_cached:
+        opened.append(metadata_cached.wait(timeout=30))
+    assert opened == [True]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_latch_counts_down(count: int) -> None:
+    latch = prefetch.Latch(count)
+    for _ in range(count):
+        assert latch.wait(0) is False
+        latch.count_down()
+    assert latch.wait(0) is True

@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
@@ -34,20 +34,31 @@ from vllm_pin.errors import VllmPinError
 from vllm_pin.index.pypi import METADATA_MEMBER, IndexFile, PyPIClient
 from vllm_pin.refresh import glibc_scan, timeline_scan
 
-__all__ = ["MAX_PROCESSES", "default_processes", "fill", "prefetch", "reading", "shares"]
+__all__ = [
+    "MAX_PROCESSES",
+    "Latch",
+    "default_processes",
+    "fill",
+    "prefetch",
+    "reading",
+    "shares",
+]
 
 #: more processes than this share the same ~2700 requests with little to gain
 MAX_PROCESSES = 4
 #: below this many wheels a worker costs more (start-up, its own connections) than it saves
 MIN_WHEELS_PER_PROCESS = 8
 #: what refresh does besides its share, as a fraction of all the wheels' work: the METADATA
-#: PyPI serves alone and the packages they pin (`reading`), then the texts (measured on a cold
-#: refresh of PyPI: with equal shares, this process finished 3 s after its worker, of ~24 s)
-REFRESH_BESIDES = 0.14
+#: PyPI serves alone and the packages they pin (`reading`), then the texts. Measured on cold
+#: refreshes of PyPI on 2 CPUs: with equal shares this process finished 3 s after its worker
+#: (of ~12 s); at 0.25 they finish within a few tenths of a second of each other
+REFRESH_BESIDES = 0.25
 #: the command that runs a worker (a list, so a test can make one that fails)
 WORKER = [sys.executable, "-m", "vllm_pin.refresh.prefetch"]
 
 Tick = Callable[[], None]
+#: what a worker says once its wheels' METADATA are cached
+METADATA_LINE = b"metadata\n"
 
 
 def default_processes() -> int:
@@ -64,18 +75,28 @@ def fill(
     wheels: Sequence[IndexFile],
     timeline: Mapping[Version, IndexFile],
     done: Callable[[IndexFile], None] | None = None,
+    metadata_read: Callable[[], None] | None = None,
 ) -> None:
     """Read these wheels' facts into the cache: the central directories first, each walked
     once for what every scan of its wheel reads, then the ELF scan beside the timeline scan
     of the `timeline` wheels and the METADATA of wheels whose index does not promise it alone
     (PEP 658): PyPI serves it for some of those, and the others' is read out of the zip
     through the directory (refresh reads the served ones meanwhile, `reading`: by now they
-    are cached). `done` hears of each wheel whose ELF scan is cached. A broken wheel or index
-    stops a part, quietly: the refresh that follows reads the rest, and reports the error."""
+    are cached). `done` hears of each wheel whose ELF scan is cached, `metadata_read` when
+    every METADATA is (or when that part stopped). A broken wheel or index stops a part,
+    quietly: the refresh that follows reads the rest, and reports the error."""
     zipped = [f for f in wheels if not f.core_metadata]
+
+    def read_metadata() -> None:
+        try:
+            client.map(client.core_metadata, zipped)
+        finally:
+            if metadata_read is not None:
+                metadata_read()
+
     with ThreadPoolExecutor(max_workers=2) as side:
         jobs: list[Future[object]] = []
-        with contextlib.suppress(VllmPinError):  # refresh meets it again, and reports it
+        try:
             sources = set(timeline.values())
 
             def select(f: IndexFile) -> None:
@@ -85,9 +106,14 @@ def fill(
                 client.select(f, selections)
 
             client.map(select, wheels)
-            jobs.append(side.submit(client.map, client.core_metadata, zipped))
+            jobs.append(side.submit(read_metadata))
             jobs.append(side.submit(timeline_scan.collect, client, timeline))
             glibc_scan.collect(client, wheels, done)
+        except VllmPinError:
+            pass  # refresh meets it again, and reports it
+        finally:
+            if not jobs and metadata_read is not None:
+                metadata_read()  # the directories were not all read: nothing waits for more
         for job in jobs:
             with contextlib.suppress(VllmPinError):
                 job.result()
@@ -109,6 +135,27 @@ def shares(
     return out
 
 
+class Latch:
+    """Opens once each of a number of processes has said so (or gone)."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        if count <= 0:
+            self._open.set()
+
+    def count_down(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._open.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until every process has counted down (or `timeout` seconds); whether it is open."""
+        return self._open.wait(timeout)
+
+
 @contextlib.contextmanager
 def reading(
     client: PyPIClient,
@@ -116,16 +163,25 @@ def reading(
     timeline: Mapping[Version, IndexFile],
     processes: int,
     tick: Tick,
-) -> Iterator[None]:
+) -> Iterator[Latch]:
     """`prefetch` in the background while the block runs; the block leaves when both are
-    done. When the block fails, the client is cancelled (what is in flight ends, nothing new
-    is sent) and the workers are stopped, so the error is not kept waiting."""
+    done. The block gets a latch that opens once every METADATA of the wheels is cached (or
+    its reading stopped). When the block fails, the client is cancelled (what is in flight
+    ends, nothing new is sent) and the workers are stopped, so the error is not kept
+    waiting."""
     # two statements: Python 3.9 has no parenthesised context managers
-    with _shared(client, wheels, timeline, processes, tick) as (own, own_timeline):  # noqa: SIM117
+    with _shared(client, wheels, timeline, processes, tick) as share:  # noqa: SIM117
         with ThreadPoolExecutor(max_workers=1) as background:
-            job = background.submit(fill, client, own, own_timeline, lambda _: tick())
+            job = background.submit(
+                fill,
+                client,
+                share.wheels,
+                share.timeline,
+                lambda _: tick(),
+                share.metadata.count_down,
+            )
             try:
-                yield
+                yield share.metadata
             except BaseException:
                 client.cancel()
                 raise
@@ -141,8 +197,17 @@ def prefetch(
 ) -> None:
     """Read the wheels' facts into the cache on up to `processes` processes (this one
     included); `tick` hears of each wheel done, from any of them, once per distinct wheel."""
-    with _shared(client, wheels, timeline, processes, tick) as (own, own_timeline):
-        fill(client, own, own_timeline, lambda _: tick())
+    with _shared(client, wheels, timeline, processes, tick) as share:
+        fill(client, share.wheels, share.timeline, lambda _: tick())
+
+
+@dataclass
+class _Share:
+    """This process's share of the wheels, and the latch the workers count down."""
+
+    wheels: list[IndexFile]
+    timeline: dict[Version, IndexFile]
+    metadata: Latch
 
 
 @contextlib.contextmanager
@@ -152,9 +217,10 @@ def _shared(
     timeline: Mapping[Version, IndexFile],
     processes: int,
     tick: Tick,
-) -> Iterator[tuple[list[IndexFile], dict[Version, IndexFile]]]:
-    """Start the workers on their shares; yield this process's share (and its timeline
-    wheels); wait for the workers (stop them when the client was cancelled)."""
+) -> Iterator[_Share]:
+    """Start the workers on their shares; yield this process's share; wait for the workers
+    (stop them when the client was cancelled). The share's latch waits for this process and
+    every worker to have read their METADATA."""
     wheels = list(dict.fromkeys(wheels))
     for _ in [f for f in wheels if not f.sha256]:  # the cache keeps only what a sha256 names:
         tick()  # refresh reads them itself
@@ -162,13 +228,14 @@ def _shared(
     settings = client.settings()
     processes = min(processes, max(1, len(wheels) // MIN_WHEELS_PER_PROCESS))
     if settings is None or processes < 2:
-        yield wheels, dict(timeline)
+        yield _Share(wheels, dict(timeline), Latch(1))
         return
     parts = shares(wheels, processes, REFRESH_BESIDES)
-    workers = [_start(client, settings, part, timeline, tick) for part in parts[1:]]
+    latch = Latch(processes)
+    workers = [_start(client, settings, part, timeline, tick, latch) for part in parts[1:]]
     try:
         own = set(parts[0])
-        yield parts[0], {v: f for v, f in timeline.items() if f in own}
+        yield _Share(parts[0], {v: f for v, f in timeline.items() if f in own}, latch)
     finally:
         for worker in workers:
             worker.finish(stop=client.cancelled)
@@ -177,24 +244,38 @@ def _shared(
 class _Worker:
     """A worker process and the threads that read its output."""
 
-    def __init__(self, process: subprocess.Popen[bytes], client: PyPIClient, tick: Tick) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], client: PyPIClient, tick: Tick, latch: Latch
+    ) -> None:
         self.process = process
         self.readers = [
-            threading.Thread(target=self._read, args=(process.stdout, client, tick), daemon=True),
+            threading.Thread(
+                target=self._read, args=(process.stdout, client, tick, latch), daemon=True
+            ),
             threading.Thread(target=self._drain, args=(process.stderr,), daemon=True),
         ]
         for reader in self.readers:
             reader.start()
 
     @staticmethod
-    def _read(stream: IO[bytes] | None, client: PyPIClient, tick: Tick) -> None:
-        """An empty line per wheel done; at the end, what the worker fetched (JSON)."""
-        for line in stream or ():
-            if line.strip():
-                with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-                    client.add_counts(json.loads(line))
-            else:
-                tick()
+    def _read(stream: IO[bytes] | None, client: PyPIClient, tick: Tick, latch: Latch) -> None:
+        """An empty line per wheel done, `metadata` once its METADATA are; at the end, what
+        the worker fetched (JSON). A worker that ends without saying `metadata` counts down
+        the latch all the same."""
+        said = False
+        try:
+            for line in stream or ():
+                if line == METADATA_LINE:
+                    said = True
+                    latch.count_down()
+                elif line.strip():
+                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                        client.add_counts(json.loads(line))
+                else:
+                    tick()
+        finally:
+            if not said:
+                latch.count_down()
 
     @staticmethod
     def _drain(stream: IO[bytes] | None) -> None:
@@ -221,6 +302,7 @@ def _start(
     wheels: Sequence[IndexFile],
     timeline: Mapping[Version, IndexFile],
     tick: Tick,
+    latch: Latch,
 ) -> _Worker:
     own = set(wheels)
     request = {
@@ -244,12 +326,12 @@ def _start(
         process.stdin.close()
     except OSError:
         pass  # it died at once: refresh reads its share itself
-    return _Worker(process, client, tick)
+    return _Worker(process, client, tick, latch)
 
 
 def main() -> int:
     """A worker: read the wheels on stdin into the cache; an empty line on stdout per wheel
-    done, then what it fetched (`PyPIClient.counts`)."""
+    done, METADATA_LINE once their METADATA are, then what it fetched (`PyPIClient.counts`)."""
     request = json.load(sys.stdin.buffer)
     client = PyPIClient.from_settings(request["client"])
     wheels = [IndexFile(**row) for row in request["wheels"]]
@@ -257,13 +339,13 @@ def main() -> int:
     timeline = {Version(v): by_sha[sha] for v, sha in request["timeline"].items()}
     lock = threading.Lock()
 
-    def done(f: IndexFile) -> None:
+    def say(line: bytes) -> None:
         with lock:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
 
-    fill(client, wheels, timeline, done)
-    sys.stdout.write(json.dumps(client.counts()) + "\n")
+    fill(client, wheels, timeline, lambda _: say(b"\n"), lambda: say(METADATA_LINE))
+    say(json.dumps(client.counts()).encode() + b"\n")
     return 0
 
 

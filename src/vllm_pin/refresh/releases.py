@@ -31,6 +31,7 @@ from vllm_pin.index.wheels import Wheel, group_by_version, package_wheel, repres
 from vllm_pin.matrix.core_metadata import (
     METADATA_PROBLEMS,
     PACKAGES,
+    Metadata,
     exact_pin,
     family_pins,
     parse_metadata,
@@ -114,17 +115,23 @@ def collect(
     wheel_counter = _Counter(progress, "release wheels", len(set(files)))
     with prefetch.reading(
         client, files, sources if timeline else {}, processes, wheel_counter.tick
-    ):
-        # meanwhile: the METADATA served alone (PEP 658), then that of the packages they pin
-        served = client.map(client.served_core_metadata, files)
-        mds = [parse_metadata(data) for data in served if data is not None]
-        pinned = _pins(family_pins(md.requires_dist) for md in mds)
-        picks = _package_picks(client, pinned)
-        client.map(client.core_metadata, [wheel.file for _, _, wheel in picks])
+    ) as metadata_cached:
+        # meanwhile: the METADATA served alone (PEP 658), then the packages they pin; then,
+        # once the METADATA read out of the zips are cached too, the packages those pin
+        served = dict(zip(files, client.map(client.served_core_metadata, files)))
+        parsed = {f: parse_metadata(data) for f, data in served.items() if data is not None}
+        pinned = _prefetch_packages(client, parsed.values(), set())
+        metadata_cached.wait()
+        for f in files:
+            got = None if f in parsed else client.cached_core_metadata(f)
+            if got is not None:
+                parsed[f] = parse_metadata(got[0])
+        _prefetch_packages(client, parsed.values(), pinned)
     # what follows finds each wheel's facts in the cache, or reads what prefetch did not
     raw = _core_metadata(client, files, _Counter(progress, "release metadata", len(files)))
     metas = {
-        (d, v, m): (parse_metadata(data), source) for (d, v, m, _), (data, source) in zip(jobs, raw)
+        (d, v, m): (parsed[f] if f in parsed else parse_metadata(data), source)
+        for (d, v, m, f), (data, source) in zip(jobs, raw)
     }
     floors = glibc_scan.collect(client, files)
     result = RefreshResult(document={})
@@ -198,6 +205,16 @@ def _pins(pin_lists: Iterable[Iterable[str]]) -> set[tuple[str, Version]]:
             if name in PACKAGES and version is not None and version.local is None:
                 out.add((str(name), version))
     return out
+
+
+def _prefetch_packages(
+    client: PyPIClient, metadata: Iterable[Metadata], done: set[tuple[str, Version]]
+) -> set[tuple[str, Version]]:
+    """Cache the METADATA of the packages these pin, but for those `done`; all pinned."""
+    pinned = _pins(family_pins(md.requires_dist) for md in metadata)
+    picks = _package_picks(client, pinned - done)
+    client.map(client.core_metadata, [wheel.file for _, _, wheel in picks])
+    return pinned
 
 
 def _package_picks(
