@@ -135,6 +135,8 @@ def _zip64_eocd(
 #: a central directory file header, the fields read: signature, flags, method, crc,
 #: compressed and uncompressed size, name/extra/comment lengths, local header offset
 _CENTRAL_HEADER = struct.Struct("<4s4xHH4xIIIHHH8xI")
+#: the same header's signature and the lengths of what follows it
+_CENTRAL_LENGTHS = struct.Struct("<4s24xHHH")
 
 
 #: what a caller wants of a central directory: the names `want` accepts, all of which contain
@@ -175,20 +177,18 @@ def select_entries(
         for want, hint in selections
     ]
     out: list[list[ZipEntry]] = [found for _, _, _, found in wants]
-    # one struct call per entry and a ZipEntry only for the wanted ones: a vLLM wheel has up to
-    # ~16000 entries, a refresh reads ~300 wheels' directories
-    unpack = _CENTRAL_HEADER.unpack_from
+    # one small struct call per entry (its lengths), the whole header and a ZipEntry only for
+    # the wanted ones: a vLLM wheel has up to ~16000 entries, a refresh reads ~300 directories
+    lengths = _CENTRAL_LENGTHS.unpack_from
     pos = count = 0
     size = len(cd)
     while pos < size:
         if pos + 46 > size:
             raise ZipReadError(f"{label}: corrupt zip: bad central directory entry at byte {pos}")
-        sig, flags, method, crc, csize, usize, name_len, extra_len, comment_len, offset = unpack(
-            cd, pos
-        )
+        sig, name_len, extra_len, comment_len = lengths(cd, pos)
         if sig != _CENTRAL_SIG:
             raise ZipReadError(f"{label}: corrupt zip: bad central directory entry at byte {pos}")
-        start = pos + 46
+        header, start = pos, pos + 46
         end = start + name_len + extra_len + comment_len
         if end > size:
             raise ZipReadError(
@@ -204,21 +204,29 @@ def select_entries(
                     continue
             elif needle and cd.find(needle, start, name_end) < 0:
                 continue
-            if name is None:
-                raw_name = raw_name or cd[start:name_end]
-                # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
-                name = (
-                    raw_name.decode("ascii")
-                    if raw_name.isascii()
-                    else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+            if entry is None:
+                _, flags, method, crc, csize, usize, _, _, _, offset = _CENTRAL_HEADER.unpack_from(
+                    cd, header
                 )
-            if want(name):
-                if entry is None:
-                    if 0xFFFFFFFF in (usize, csize, offset):
-                        extra = cd[name_end : name_end + extra_len]
-                        usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
-                    entry = ZipEntry(name, offset, csize, usize, method, crc)
-                found.append(entry)
+                if name is None:
+                    raw_name = raw_name or cd[start:name_end]
+                    # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
+                    name = (
+                        raw_name.decode("ascii")
+                        if raw_name.isascii()
+                        else raw_name.decode(
+                            "utf-8" if flags & 0x800 else "cp437", errors="replace"
+                        )
+                    )
+                if not want(name):
+                    continue
+                if 0xFFFFFFFF in (usize, csize, offset):
+                    extra = cd[name_end : name_end + extra_len]
+                    usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
+                entry = ZipEntry(name, offset, csize, usize, method, crc)
+            elif name is None or not want(name):
+                continue
+            found.append(entry)
     if count != entries_total:
         raise ZipReadError(
             f"{label}: corrupt zip: central directory holds {count} entries, "
