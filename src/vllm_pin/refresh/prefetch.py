@@ -77,25 +77,27 @@ def fill(
     done: Callable[[IndexFile], None] | None = None,
     metadata_read: Callable[[], None] | None = None,
 ) -> None:
-    """Read these wheels' facts into the cache: the central directories first, each walked
-    once for what every scan of its wheel reads, then the ELF scan beside the timeline scan
-    of the `timeline` wheels and the METADATA of wheels whose index does not promise it alone
-    (PEP 658): PyPI serves it for some of those, and the others' is read out of the zip
-    through the directory (refresh reads the served ones meanwhile, `reading`: by now they
-    are cached). `done` hears of each wheel whose ELF scan is cached, `metadata_read` when
-    every METADATA is (or when that part stopped). A broken wheel or index stops a part,
-    quietly: the refresh that follows reads the rest, and reports the error."""
-    zipped = [f for f in wheels if not f.core_metadata]
+    """Read these wheels' facts into the cache: the METADATA the index serves alone (PEP 658)
+    beside the central directories, each directory walked once for what every scan of its
+    wheel reads; then the ELF scan beside the timeline scan of the `timeline` wheels and the
+    other METADATA, read out of the zips through their directories. `done` hears of each
+    wheel whose ELF scan is cached, `metadata_read` once every METADATA is (or that part
+    stopped). A broken wheel or index stops a part, quietly: the refresh that follows reads
+    the rest, and reports the error."""
+    served: Future[object] | None = None
 
     def read_metadata() -> None:
         try:
-            client.map(client.core_metadata, zipped)
+            if served is not None:
+                served.result()
+            client.map(client.core_metadata, wheels)  # the served ones are cached by now
         finally:
             if metadata_read is not None:
                 metadata_read()
 
-    with ThreadPoolExecutor(max_workers=2) as side:
-        jobs: list[Future[object]] = []
+    with ThreadPoolExecutor(max_workers=3) as side:
+        served = side.submit(client.map, client.served_core_metadata, wheels)
+        jobs: list[Future[object]] = [served]
         try:
             sources = set(timeline.values())
 
@@ -112,7 +114,7 @@ def fill(
         except VllmPinError:
             pass  # refresh meets it again, and reports it
         finally:
-            if not jobs and metadata_read is not None:
+            if len(jobs) == 1 and metadata_read is not None:
                 metadata_read()  # the directories were not all read: nothing waits for more
         for job in jobs:
             with contextlib.suppress(VllmPinError):

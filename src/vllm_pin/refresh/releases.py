@@ -116,17 +116,14 @@ def collect(
     with prefetch.reading(
         client, files, sources if timeline else {}, processes, wheel_counter.tick
     ) as metadata_cached:
-        # meanwhile: the METADATA served alone (PEP 658), then the packages they pin; then,
-        # once the METADATA read out of the zips are cached too, the packages those pin
-        served = dict(zip(files, client.map(client.served_core_metadata, files)))
-        parsed = {f: parse_metadata(data) for f, data in served.items() if data is not None}
-        pinned = _prefetch_packages(client, parsed.values(), set())
+        # meanwhile: once every METADATA is cached, those of the packages they pin
         metadata_cached.wait()
+        parsed: dict[IndexFile, Metadata] = {}
         for f in files:
-            got = None if f in parsed else client.cached_core_metadata(f)
+            got = client.cached_core_metadata(f)
             if got is not None:
                 parsed[f] = parse_metadata(got[0])
-        _prefetch_packages(client, parsed.values(), pinned)
+        _prefetch_packages(client, parsed.values())
     # what follows finds each wheel's facts in the cache, or reads what prefetch did not
     raw = _core_metadata(client, files, _Counter(progress, "release metadata", len(files)))
     metas = {
@@ -207,14 +204,11 @@ def _pins(pin_lists: Iterable[Iterable[str]]) -> set[tuple[str, Version]]:
     return out
 
 
-def _prefetch_packages(
-    client: PyPIClient, metadata: Iterable[Metadata], done: set[tuple[str, Version]]
-) -> set[tuple[str, Version]]:
-    """Cache the METADATA of the packages these pin, but for those `done`; all pinned."""
+def _prefetch_packages(client: PyPIClient, metadata: Iterable[Metadata]) -> None:
+    """Cache the METADATA of the packages these pin."""
     pinned = _pins(family_pins(md.requires_dist) for md in metadata)
-    picks = _package_picks(client, pinned - done)
+    picks = _package_picks(client, pinned)
     client.map(client.core_metadata, [wheel.file for _, _, wheel in picks])
-    return pinned
 
 
 def _package_picks(
