@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -113,6 +113,7 @@ def linux_markers(machine: str) -> dict[str, str]:
 
 
 @cache
+@lru_cache(maxsize=4096)  # an index page names each version in ~20 wheel names
 def version_or_none(text: str) -> Version | None:
     """A Version, or None for text that is not one (other packages' metadata can be odd)."""
     try:

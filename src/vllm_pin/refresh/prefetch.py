@@ -48,11 +48,11 @@ __all__ = [
 MAX_PROCESSES = 4
 #: below this many wheels a worker costs more (start-up, its own connections) than it saves
 MIN_WHEELS_PER_PROCESS = 8
-#: what refresh does besides its share, as a fraction of all the wheels' work: the METADATA
-#: PyPI serves alone and the packages they pin (`reading`), then the texts. Measured on cold
-#: refreshes of PyPI on 2 CPUs: with equal shares this process finished 3 s after its worker
-#: (of ~12 s); at 0.25 they finish within a few tenths of a second of each other
-REFRESH_BESIDES = 0.25
+#: what refresh does besides its share, as a fraction of all the wheels' work: the packages
+#: pinned by the METADATA (`reading`), then the texts. Measured on cold refreshes of PyPI on
+#: 2 CPUs (the worker also starts later, by its interpreter's start): at 0.1 this process and
+#: its worker finish within a few tenths of a second of each other, of ~11 s
+REFRESH_BESIDES = 0.1
 #: the command that runs a worker (a list, so a test can make one that fails)
 WORKER = [sys.executable, "-m", "vllm_pin.refresh.prefetch"]
 

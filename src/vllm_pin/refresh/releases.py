@@ -116,13 +116,14 @@ def collect(
     with prefetch.reading(
         client, files, sources if timeline else {}, processes, wheel_counter.tick
     ) as metadata_cached:
-        # meanwhile: once every METADATA is cached, those of the packages they pin
+        # meanwhile: the packages' index pages, then, once every METADATA is cached, the
+        # METADATA of the packages they pin
+        client.map(_page_or_none(client), PACKAGES)
         metadata_cached.wait()
-        parsed: dict[IndexFile, Metadata] = {}
-        for f in files:
-            got = client.cached_core_metadata(f)
-            if got is not None:
-                parsed[f] = parse_metadata(got[0])
+        # the cache is read on the pool: a thread here waits for the GIL after each read
+        # while the scans run (seconds for ~300 files)
+        cached = client.map(client.cached_core_metadata, files)
+        parsed = {f: parse_metadata(got[0]) for f, got in zip(files, cached) if got is not None}
         _prefetch_packages(client, parsed.values())
     # what follows finds each wheel's facts in the cache, or reads what prefetch did not
     raw = _core_metadata(client, files, _Counter(progress, "release metadata", len(files)))
@@ -202,6 +203,19 @@ def _pins(pin_lists: Iterable[Iterable[str]]) -> set[tuple[str, Version]]:
             if name in PACKAGES and version is not None and version.local is None:
                 out.add((str(name), version))
     return out
+
+
+def _page_or_none(client: PyPIClient) -> Callable[[str], list[IndexFile] | None]:
+    """`client.project`, None for a page it cannot read: read ahead of need, a page that is
+    missing is an error only where a pin needs it (`_package_picks` reads it again)."""
+
+    def page(name: str) -> list[IndexFile] | None:
+        try:
+            return client.project(name)
+        except VllmPinError:
+            return None
+
+    return page
 
 
 def _prefetch_packages(client: PyPIClient, metadata: Iterable[Metadata]) -> None:
