@@ -154,5 +154,8 @@ def collect(
 
     for f in [f for f in misses if not left[f]]:  # no libraries: nothing to read
         finish(f)
-    client.map(read, [(f, e) for f, entries in zip(misses, listings) for e in entries])
+    jobs = [(f, e) for f, entries in zip(misses, listings) for e in entries]
+    # the largest libraries first: their section lies furthest in, after the most round
+    # trips, and a long chain started last would finish last
+    client.map(read, sorted(jobs, key=lambda job: -job[1].uncompressed_size))
     return {f: out[f] for f in dict.fromkeys(files)}
