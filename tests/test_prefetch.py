@@ -60,7 +60,8 @@ def test_workers_read_their_shares_into_the_cache(
     index.auth.clear()
     index.log.clear()
     client = _client(index, cache, "user:s3cret@")
-    prefetch.prefetch(client, wheels, {}, 3, lambda: ticks.append(1))
+    with prefetch.reading(client, wheels, {}, 3, lambda: ticks.append(1)):
+        pass
     assert _elf_cached(cache, wheels) == [True] * len(wheels)
     assert len(ticks) == len(wheels)  # a tick per wheel, from whichever process read it
     assert index.auth and set(index.auth) == {"Basic dXNlcjpzM2NyZXQ="}
@@ -86,7 +87,8 @@ def test_a_failing_worker_costs_only_time(
     monkeypatch.setattr(prefetch, "MIN_WHEELS_PER_PROCESS", 1)
     cache = tmp_path / "cache"
     ticks: list[int] = []
-    prefetch.prefetch(_client(index, cache), wheels, {}, 2, lambda: ticks.append(1))
+    with prefetch.reading(_client(index, cache), wheels, {}, 2, lambda: ticks.append(1)):
+        pass
     own = set(prefetch.shares(wheels, 2, prefetch.REFRESH_BESIDES)[0])
     assert _elf_cached(cache, wheels) == [f in own for f in wheels]
     assert len(ticks) == len(own)
@@ -102,7 +104,8 @@ def test_one_process_for_a_client_with_its_own_session(
     client = _client(index, tmp_path / "cache")
     client = PyPIClient(client.index_url, client.cache_dir, timeout=5, session=client.session)
     assert client.settings() is None
-    prefetch.prefetch(client, wheels, {}, 4, lambda: None)
+    with prefetch.reading(client, wheels, {}, 4, lambda: None):
+        pass
     assert _elf_cached(client.cache_dir, wheels) == [True] * len(wheels)
 
 

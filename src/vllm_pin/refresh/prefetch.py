@@ -4,10 +4,10 @@ A cold full refresh reads the facts of ~300 wheels (core metadata, the glibc ver
 libraries need, vLLM's knobs for the timeline) through ~2700 range requests, and parses what
 comes back: central directories, ELF sections, vLLM's sources. That parsing and the HTTP layer
 are Python that holds the GIL, so one process keeps one core busy however many requests are in
-flight. `prefetch` hands shares of the wheels to worker processes (`python -m
+flight. `reading` hands shares of the wheels to worker processes (`python -m
 vllm_pin.refresh.prefetch`, its settings on stdin); each reads its share into the wheel cache
-exactly as refresh would, while this process reads its own share. Refresh then finds every
-fact in the cache.
+exactly as refresh would, while this process reads its own share and refresh does what it can
+meanwhile. Refresh then finds every fact in the cache.
 
 A worker is only a head start: whatever it did not cache (it failed to start, was killed, or
 met a broken wheel), refresh reads itself and reports any error as it always did.
@@ -39,7 +39,6 @@ __all__ = [
     "Latch",
     "default_processes",
     "fill",
-    "prefetch",
     "reading",
     "shares",
 ]
@@ -166,11 +165,13 @@ def reading(
     processes: int,
     tick: Tick,
 ) -> Iterator[Latch]:
-    """`prefetch` in the background while the block runs; the block leaves when both are
-    done. The block gets a latch that opens once every METADATA of the wheels is cached (or
-    its reading stopped). When the block fails, the client is cancelled (what is in flight
-    ends, nothing new is sent) and the workers are stopped, so the error is not kept
-    waiting."""
+    """Read the wheels' facts into the cache on up to `processes` processes (this one
+    included, in the background while the block runs); the block leaves when all are done.
+    `tick` hears of each wheel done, from any of them, once per distinct wheel.
+
+    The block gets a latch that opens once every METADATA of the wheels is cached (or its
+    reading stopped). When the block fails, the client is cancelled (what is in flight ends,
+    nothing new is sent) and the workers are stopped, so the error is not kept waiting."""
     # two statements: Python 3.9 has no parenthesised context managers
     with _shared(client, wheels, timeline, processes, tick) as share:  # noqa: SIM117
         with ThreadPoolExecutor(max_workers=1) as background:
@@ -188,19 +189,6 @@ def reading(
                 client.cancel()
                 raise
             job.result()
-
-
-def prefetch(
-    client: PyPIClient,
-    wheels: Sequence[IndexFile],
-    timeline: Mapping[Version, IndexFile],
-    processes: int,
-    tick: Tick,
-) -> None:
-    """Read the wheels' facts into the cache on up to `processes` processes (this one
-    included); `tick` hears of each wheel done, from any of them, once per distinct wheel."""
-    with _shared(client, wheels, timeline, processes, tick) as share:
-        fill(client, share.wheels, share.timeline, lambda _: tick())
 
 
 @dataclass

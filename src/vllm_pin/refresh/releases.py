@@ -88,8 +88,9 @@ def collect(
 
     `only` limits the refresh to those versions; every other release and package row is
     taken unchanged from `base` (the committed document). Without `only`, `base` is unused.
-    The wheels are read on up to `processes` processes (see `prefetch`), with the sources
-    the timeline reads from the vLLM wheels when `timeline` (refresh_outputs builds it next).
+    The wheels are read on up to `processes` processes (see `prefetch.reading`), with the
+    sources the timeline reads from the vLLM wheels when `timeline` (refresh_outputs builds it
+    next).
     """
     if only is None:
         base = None
