@@ -73,6 +73,11 @@ class FakeIndex:
     log: list[tuple[str, str]] = field(default_factory=list)
     #: the Authorization header of every request ("" for none)
     auth: list[str] = field(default_factory=list)
+    #: the client's port of every request (one per connection)
+    ports: list[int] = field(default_factory=list)
+    #: HTTP/1.1 with kept-alive connections (the default: one request per connection), closed
+    #: by the server after this many idle seconds
+    keep_alive: float | None = None
 
     def requests_to(self, path: str) -> list[str]:
         """Range headers ("" for none) of the requests made to `path`."""
@@ -141,12 +146,21 @@ def library_zip(path: Path, size: int) -> bytes:
 
 def _handler(index: FakeIndex) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        @property  # type: ignore[override]
+        def protocol_version(self) -> str:
+            return "HTTP/1.1" if index.keep_alive is not None else "HTTP/1.0"
+
+        @property  # type: ignore[override]
+        def timeout(self) -> float | None:
+            return index.keep_alive
+
         def log_message(self, *args: object) -> None:
             pass
 
         def do_GET(self) -> None:
             index.log.append((self.path, self.headers.get("Range", "")))
             index.auth.append(self.headers.get("Authorization", ""))
+            index.ports.append(self.client_address[1])
             faults = index.faults.get(self.path)
             action = faults.pop(0) if faults else None
             if isinstance(action, float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,59 @@ def test_netrc_credentials_are_sent_as_requests_would(
     client.project("vllm")
     client.project("torch")
     assert index.auth == ["Basic dXNlcjpzM2NyZXQ="] * 2
+
+
+# -- direct connections ---------------------------------------------------------------------
+
+
+def test_connections_are_kept_alive(index: FakeIndex, tmp_path: Path) -> None:
+    index.keep_alive = 5.0
+    client = client_for(index, tmp_path)
+    wheel = file_named(client, "vllm", RANGE_WHEEL)
+    chunks = [client._fetch_range(wheel, i * 100, i * 100 + 100, "elf") for i in range(1, 6)]
+    assert [len(c) for c in chunks] == [100] * 5
+    assert len(index.ports) == 6 and len(set(index.ports)) == 1  # one connection: page + 5
+
+
+def test_a_connection_the_server_closed_is_replaced_at_once(
+    index: FakeIndex, tmp_path: Path
+) -> None:
+    index.keep_alive = 0.2
+    client = client_for(index, tmp_path, retries=0)  # no retry but the replacement
+    wheel = file_named(client, "vllm", RANGE_WHEEL)
+    first = client._fetch_range(wheel, 100, 200, "elf")
+    time.sleep(0.6)  # the server closes the idle connection
+    assert client._fetch_range(wheel, 100, 200, "elf") == first
+    assert len(set(index.ports)) == 2
+
+
+def test_an_index_behind_a_proxy_is_read_through_it(
+    fake_index: FakeIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy from the environment, as requests reads it: the fake index plays it."""
+    monkeypatch.setenv("HTTP_PROXY", fake_index.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = PyPIClient("http://index.invalid/simple/", tmp_path, timeout=5, retries=0)
+    with pytest.raises(PackageIndexError, match="no project"):
+        client.project("vllm")
+    assert [path for path, _ in fake_index.log] == ["http://index.invalid/simple/vllm/"]
+
+
+@pytest.mark.parametrize(
+    ("verify", "mode", "hostname"),
+    [
+        (True, ssl.CERT_REQUIRED, True),
+        (DEFAULT_CA_BUNDLE_PATH, ssl.CERT_REQUIRED, True),
+        (False, ssl.CERT_NONE, False),
+    ],
+)
+def test_direct_tls_checks_certificates_and_host_names_as_requests_would(
+    verify: bool | str, mode: ssl.VerifyMode, hostname: bool, tmp_path: Path
+) -> None:
+    client = PyPIClient(cache_dir=tmp_path)
+    context = client._tls(verify)
+    assert (context.verify_mode, context.check_hostname) == (mode, hostname)
+    assert client._tls(verify) is context  # loaded once per client
+    if mode == ssl.CERT_REQUIRED:
+        assert context.cert_store_stats()["x509_ca"] > 0

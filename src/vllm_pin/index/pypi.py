@@ -23,17 +23,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from packaging.utils import canonicalize_name
-from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
 
 from vllm_pin.errors import PackageIndexError
 from vllm_pin.fsutil import default_cache_dir, write_cache_file
-from vllm_pin.index import zipread
+from vllm_pin.index import direct, zipread
 from vllm_pin.index.settings import redact, redact_text, split_credentials
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
@@ -71,6 +71,23 @@ class RequestStats:
     requests: int = 0
     bytes: int = 0
     seconds: float = 0.0
+
+
+class Response(Protocol):
+    """A response being read: urllib3's, or `direct`'s with the same parts."""
+
+    status: int
+
+    @property
+    def headers(self) -> Any: ...  # case-insensitive: urllib3's HTTPHeaderDict, HTTPMessage
+
+    def read1(self, amount: int, decode_content: bool = ...) -> bytes: ...
+
+    def get_redirect_location(self) -> str | Literal[False] | None: ...
+
+    def drain_conn(self) -> None: ...
+
+    def release_conn(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -317,7 +334,12 @@ class PyPIClient:
         #: what a worker process needs to build the same client (`settings`); None when the
         #: session was given (a test's stand-in cannot cross a process boundary)
         self._settings: dict[str, Any] | None = None
+        #: bare kept-alive connections (`direct`) for requests that need no proxy and no
+        #: client certificate; only with the client's own session (a given one is used as is)
+        self._direct: direct.Connections | None = None
+        self._tls_contexts: dict[str | None, ssl.SSLContext] = {}
         if session is None:
+            self._direct = direct.Connections(timeout, _RESOLVER.addresses)
             self._settings = {
                 "index_url": index_url,
                 "cache_dir": str(self.cache_dir),
@@ -460,7 +482,7 @@ class PyPIClient:
             "check the network or pass --index-url"
         )
 
-    def _open(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    def _open(self, url: str, headers: dict[str, str]) -> Response:
         """Send a GET through the session's adapter, as `Session.get` would, without the work
         requests does around each request (cookies, hooks, response objects): that cost more
         CPU than the request itself (a cold refresh makes ~2700). The proxies, certificates
@@ -476,9 +498,6 @@ class PyPIClient:
                 raise TypeError(f"{type(adapter).__name__} is not an HTTPAdapter")
             settings = self.session.merge_environment_settings(url, {}, True, None, None)
             proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
-            pool = adapter.get_connection_with_tls_context(prepared, verify, proxies, cert)
-            adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
-            assert isinstance(pool, urllib3.HTTPConnectionPool)
             sent = {k: str(v) for k, v in self.session.headers.items()} | headers
             # credentials go only to the index's own origin, never to a file host elsewhere
             auth = self._auth if _origin(url) == self._auth_origin else None
@@ -486,17 +505,26 @@ class PyPIClient:
                 auth = self._netrc(url)
             if auth is not None:
                 sent["Authorization"] = requests.auth._basic_auth_str(*auth)
-            resp: urllib3.BaseHTTPResponse = pool.urlopen(
-                "GET",
-                adapter.request_url(prepared, proxies),
-                headers=sent,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-                retries=False,
-                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-            )
+            resp: Response
+            if self._direct is not None and cert is None and not select_proxy(url, proxies):
+                https = url.startswith("https:")
+                context = self._tls(True if verify is None else verify) if https else None
+                resp = self._direct.get(url, sent, context)
+            else:
+                pool = adapter.get_connection_with_tls_context(prepared, verify, proxies, cert)
+                adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+                assert isinstance(pool, urllib3.HTTPConnectionPool)
+                resp = pool.urlopen(
+                    "GET",
+                    adapter.request_url(prepared, proxies),
+                    headers=sent,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=False,
+                    retries=False,
+                    timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+                )
             location = resp.get_redirect_location()
             if not location:
                 return resp
@@ -504,6 +532,18 @@ class PyPIClient:
             resp.release_conn()
             url = requests.compat.urljoin(url, location)
         raise requests.exceptions.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _tls(self, verify: bool | str) -> ssl.SSLContext:
+        """The context that checks certificates as `verify` says (requests' meaning: True is
+        its default bundle, a path another bundle, False no checks), made once per client."""
+        bundle = None if verify is False else DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+        with self._lock:
+            context = self._tls_contexts.get(bundle)
+        if context is None:
+            context = direct.tls_context(bundle)
+            with self._lock:
+                self._tls_contexts[bundle] = context
+        return context
 
     def _netrc(self, url: str) -> tuple[str, str] | None:
         """The ~/.netrc credentials for the URL's host, read once per origin."""
@@ -770,9 +810,7 @@ class PyPIClient:
             yield from pool.map(fn, items)
 
 
-def _read_body(
-    resp: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float, timeout: float
-) -> bytes:
+def _read_body(resp: Response, url: str, max_bytes: int, deadline: float, timeout: float) -> bytes:
     """Read the body now, so read timeouts surface inside the retry loop; refuse one longer
     than ``max_bytes`` or one still arriving at ``deadline`` (a server that trickles a byte at
     a time never trips the socket timeout, which counts from the last byte)."""
