@@ -411,13 +411,16 @@ def iter_member_prefix(
     chunk = data[start - entry.header_offset : stop - entry.header_offset]
     pos, step = start + len(chunk), first
     inflater = zlib.decompressobj(-15)
-    out = bytearray()
+    # bytes, not a bytearray: the first prefix (most readers need no other) is yielded as it
+    # was inflated, without a copy; each later one costs one
+    out = b""
     while True:
         room = limit - len(out)
         try:
-            out += chunk[:room] if entry.method == 0 else inflater.decompress(chunk, room)
+            piece = chunk[:room] if entry.method == 0 else inflater.decompress(chunk, room)
         except zlib.error as exc:
             raise ZipReadError(f"{label}: corrupt zip: cannot inflate {entry.name}: {exc}") from exc
+        out = out + piece if out else piece
         whole = pos >= stop
         if (
             whole
@@ -426,7 +429,7 @@ def iter_member_prefix(
         ):
             raise ZipReadError(f"{label}: corrupt zip: CRC or size mismatch for {entry.name}")
         if out or whole:
-            yield bytes(out)
+            yield out
         if whole or len(out) >= limit:
             return
         step *= 2
