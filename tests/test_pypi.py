@@ -391,6 +391,6 @@ def test_direct_tls_checks_certificates_and_host_names_as_requests_would(
     client = PyPIClient(cache_dir=tmp_path)
     context = client._tls(verify)
     assert (context.verify_mode, context.check_hostname) == (mode, hostname)
-    assert client._tls(verify) is context  # loaded once per client
+    assert client._tls(verify) is PyPIClient(cache_dir=tmp_path)._tls(verify)  # loaded once
     if mode == ssl.CERT_REQUIRED:
         assert context.cert_store_stats()["x509_ca"] > 0

@@ -27,7 +27,21 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 def tls_context(bundle: str | None) -> ssl.SSLContext:
     """A context that requires a certificate from `bundle` (a file or a directory of them)
-    and checks the host name; `None`: no checks at all (requests' verify=False)."""
+    and checks the host name; `None`: no checks at all (requests' verify=False). One per
+    bundle and process, made by the first thread that asks (loading a bundle costs tens of
+    milliseconds, and a refresh's threads all ask at once)."""
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(bundle)
+        if context is None:
+            context = _CONTEXTS[bundle] = _new_context(bundle)
+        return context
+
+
+_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def _new_context(bundle: str | None) -> ssl.SSLContext:
     if bundle is None:
         context = ssl.create_default_context()
         context.check_hostname = False

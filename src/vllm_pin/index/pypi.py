@@ -337,7 +337,6 @@ class PyPIClient:
         #: bare kept-alive connections (`direct`) for requests that need no proxy and no
         #: client certificate; only with the client's own session (a given one is used as is)
         self._direct: direct.Connections | None = None
-        self._tls_contexts: dict[str | None, ssl.SSLContext] = {}
         if session is None:
             self._direct = direct.Connections(timeout, _RESOLVER.addresses)
             self._settings = {
@@ -533,17 +532,12 @@ class PyPIClient:
             url = requests.compat.urljoin(url, location)
         raise requests.exceptions.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
-    def _tls(self, verify: bool | str) -> ssl.SSLContext:
+    @staticmethod
+    def _tls(verify: bool | str) -> ssl.SSLContext:
         """The context that checks certificates as `verify` says (requests' meaning: True is
-        its default bundle, a path another bundle, False no checks), made once per client."""
+        its default bundle, a path another bundle, False no checks)."""
         bundle = None if verify is False else DEFAULT_CA_BUNDLE_PATH if verify is True else verify
-        with self._lock:
-            context = self._tls_contexts.get(bundle)
-        if context is None:
-            context = direct.tls_context(bundle)
-            with self._lock:
-                self._tls_contexts[bundle] = context
-        return context
+        return direct.tls_context(bundle)
 
     def _netrc(self, url: str) -> tuple[str, str] | None:
         """The ~/.netrc credentials for the URL's host, read once per origin."""
