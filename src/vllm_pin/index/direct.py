@@ -134,11 +134,10 @@ class Connections:
             if idle:
                 return idle.pop(), True
         scheme, host, port = key
-        if scheme != "https":
-            return _HTTP(host, port, self.timeout, self._resolve), False
-        if context is None:
+        if scheme == "https" and context is None:
             raise ValueError(f"{host}: an https connection needs a TLS context")
-        return _HTTPS(host, port, self.timeout, self._resolve, context), False
+        tls = context if scheme == "https" else None
+        return _Connection(host, port, self.timeout, self._resolve, tls), False
 
     def _put(self, key: tuple[str, str, int], conn: http.client.HTTPConnection, ok: bool) -> None:
         """Keep a connection whose response was read whole; close any other."""
@@ -149,9 +148,10 @@ class Connections:
             self._idle.setdefault(key, []).append(conn)
 
 
-class _HTTP(http.client.HTTPConnection):
+class _Connection(http.client.HTTPConnection):
     """A connection whose host's addresses come from `resolve` (one lookup per host, not one
-    per connection), each tried in turn."""
+    per connection), each tried in turn; in TLS through `tls` when given (the host name is
+    what that context checks)."""
 
     def __init__(
         self,
@@ -159,9 +159,11 @@ class _HTTP(http.client.HTTPConnection):
         port: int,
         timeout: float,
         resolve: Callable[[str, int], list[str]] | None,
+        tls: ssl.SSLContext | None,
     ) -> None:
         super().__init__(host, port, timeout=timeout)
         self.resolve = resolve
+        self.tls = tls
 
     def _socket(self) -> socket.socket:
         if self.resolve is None:
@@ -175,26 +177,8 @@ class _HTTP(http.client.HTTPConnection):
         raise error or OSError(f"{self.host} has no address")
 
     def connect(self) -> None:
-        self.sock = self._socket()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _HTTPS(_HTTP):
-    """`_HTTP` in TLS, through the caller's context (the host name is what it checks)."""
-
-    default_port = 443
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        timeout: float,
-        resolve: Callable[[str, int], list[str]] | None,
-        context: ssl.SSLContext,
-    ) -> None:
-        super().__init__(host, port, timeout, resolve)
-        self.tls = context
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.host)
+        sock = self._socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = (
+            sock if self.tls is None else self.tls.wrap_socket(sock, server_hostname=self.host)
+        )
