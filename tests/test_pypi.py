@@ -388,9 +388,8 @@ def test_an_index_behind_a_proxy_is_read_through_it(
 def test_direct_tls_checks_certificates_and_host_names_as_requests_would(
     verify: bool | str, mode: ssl.VerifyMode, hostname: bool, tmp_path: Path
 ) -> None:
-    client = PyPIClient(cache_dir=tmp_path)
-    context = client._tls(verify)
+    context = pypi._verify_context(verify)
     assert (context.verify_mode, context.check_hostname) == (mode, hostname)
-    assert client._tls(verify) is PyPIClient(cache_dir=tmp_path)._tls(verify)  # loaded once
+    assert pypi._verify_context(verify) is context  # loaded once
     if mode == ssl.CERT_REQUIRED:
         assert context.cert_store_stats()["x509_ca"] > 0

@@ -43,7 +43,7 @@ _CONTEXTS_LOCK = threading.Lock()
 
 def _new_context(bundle: str | None) -> ssl.SSLContext:
     if bundle is None:
-        context = ssl.create_default_context()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # loads no certificates
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import ssl
@@ -259,33 +258,16 @@ def _is_ip(host: str) -> bool:
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
-    """An HTTPAdapter whose verifying connections share one SSL context per CA bundle, which
-    loaded it once: requests has each new connection load the bundle again (~20 ms of CPU;
-    a cold refresh opens ~100). The certificates trusted are the same: the bundle alone (the
-    default one, or REQUESTS_CA_BUNDLE's)."""
-
-    def __init__(self, pool_maxsize: int) -> None:
-        super().__init__(pool_maxsize=pool_maxsize)
-        self._contexts: dict[str, ssl.SSLContext] = {}
-        self._contexts_lock = threading.Lock()
+    """An HTTPAdapter whose verifying connections use the process's one SSL context per CA
+    bundle (`_verify_context`), which loaded it once: requests has each new connection load
+    the bundle again (~20 ms of CPU; a cold refresh opens ~100). The certificates trusted are
+    the same: the bundle alone (the default one, or REQUESTS_CA_BUNDLE's)."""
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-    def _context(self, bundle: str) -> ssl.SSLContext:
-        with self._contexts_lock:
-            context = self._contexts.get(bundle)
-            if context is None:
-                context = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                if os.path.isdir(bundle):
-                    context.load_verify_locations(capath=bundle)
-                else:
-                    context.load_verify_locations(cafile=bundle)
-                self._contexts[bundle] = context
-            return context
 
     def build_connection_pool_key_attributes(
         self,
@@ -295,18 +277,22 @@ class _Adapter(requests.adapters.HTTPAdapter):
     ) -> tuple[_HostParams, _PoolKwargs]:
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
         if verify and host["scheme"] == "https":
-            bundle = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
             pool.pop("ca_certs", None)
             pool.pop("ca_cert_dir", None)
-            pool["ssl_context"] = self._context(bundle)
+            pool["ssl_context"] = _verify_context(verify)
         return host, pool
 
     def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        with self._contexts_lock:
-            ours = conn.conn_kw.get("ssl_context") in self._contexts.values()
-        if ours:
+        if conn.conn_kw.get("ssl_context") is not None:  # only ours set one
             conn.ca_certs = conn.ca_cert_dir = None  # its context holds the bundle already
+
+
+def _verify_context(verify: bool | str) -> ssl.SSLContext:
+    """The context that checks certificates as `verify` says (requests' meaning: True is its
+    default bundle, a path another bundle, False no checks), one per process (`direct`)."""
+    bundle = None if verify is False else DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+    return direct.tls_context(bundle)
 
 
 class PyPIClient:
@@ -507,7 +493,7 @@ class PyPIClient:
             resp: Response
             if self._direct is not None and cert is None and not select_proxy(url, proxies):
                 https = url.startswith("https:")
-                context = self._tls(True if verify is None else verify) if https else None
+                context = _verify_context(True if verify is None else verify) if https else None
                 resp = self._direct.get(url, sent, context)
             else:
                 pool = adapter.get_connection_with_tls_context(prepared, verify, proxies, cert)
@@ -531,13 +517,6 @@ class PyPIClient:
             resp.release_conn()
             url = requests.compat.urljoin(url, location)
         raise requests.exceptions.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
-
-    @staticmethod
-    def _tls(verify: bool | str) -> ssl.SSLContext:
-        """The context that checks certificates as `verify` says (requests' meaning: True is
-        its default bundle, a path another bundle, False no checks)."""
-        bundle = None if verify is False else DEFAULT_CA_BUNDLE_PATH if verify is True else verify
-        return direct.tls_context(bundle)
 
     def _netrc(self, url: str) -> tuple[str, str] | None:
         """The ~/.netrc credentials for the URL's host, read once per origin."""
