@@ -124,14 +124,15 @@ def collect(
         # the cache is read on the pool: a thread here waits for the GIL after each read
         # while the scans run (seconds for ~300 files)
         cached = client.map(client.cached_core_metadata, files)
-        parsed = {f: parse_metadata(got[0]) for f, got in zip(files, cached) if got is not None}
-        _prefetch_packages(client, parsed.values())
-    # what follows finds each wheel's facts in the cache, or reads what prefetch did not
-    raw = _core_metadata(client, files, _Counter(progress, "release metadata", len(files)))
-    metas = {
-        (d, v, m): (parsed[f] if f in parsed else parse_metadata(data), source)
-        for (d, v, m, f), (data, source) in zip(jobs, raw)
-    }
+        read = {f: (parse_metadata(got[0]), got[1]) for f, got in zip(files, cached) if got}
+        _prefetch_packages(client, [md for md, _ in read.values()])
+    # what prefetch did not cache (a worker failed, a file without sha256) is read now
+    unread = [f for f in dict.fromkeys(files) if f not in read]
+    if unread:
+        counter = _Counter(progress, "release metadata", len(unread))
+        for f, (data, source) in zip(unread, _core_metadata(client, unread, counter)):
+            read[f] = (parse_metadata(data), source)
+    metas = {(d, v, m): read[f] for d, v, m, f in jobs}
     floors = glibc_scan.collect(client, files)
     result = RefreshResult(document={})
     doc: dict[str, Any] = {"meta": {"schema": SCHEMA, "index-url": client.index_url}}
