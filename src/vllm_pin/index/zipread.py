@@ -204,28 +204,24 @@ def select_entries(
                     continue
             elif needle and cd.find(needle, start, name_end) < 0:
                 continue
-            if entry is None:
+            if name is None:  # the whole header once, for the first selection that may want it
                 _, flags, method, crc, csize, usize, _, _, _, offset = _CENTRAL_HEADER.unpack_from(
                     cd, header
                 )
-                if name is None:
-                    raw_name = raw_name or cd[start:name_end]
-                    # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
-                    name = (
-                        raw_name.decode("ascii")
-                        if raw_name.isascii()
-                        else raw_name.decode(
-                            "utf-8" if flags & 0x800 else "cp437", errors="replace"
-                        )
-                    )
-                if not want(name):
-                    continue
+                raw_name = raw_name or cd[start:name_end]
+                # ASCII reads the same in UTF-8 and cp437; the ascii codec is the fast one
+                name = (
+                    raw_name.decode("ascii")
+                    if raw_name.isascii()
+                    else raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+                )
+            if not want(name):
+                continue
+            if entry is None:
                 if 0xFFFFFFFF in (usize, csize, offset):
                     extra = cd[name_end : name_end + extra_len]
                     usize, csize, offset = _apply_zip64_extra(extra, usize, csize, offset)
                 entry = ZipEntry(name, offset, csize, usize, method, crc)
-            elif name is None or not want(name):
-                continue
             found.append(entry)
     if count != entries_total:
         raise ZipReadError(
